@@ -1,0 +1,1 @@
+"""Everything that turns DSB2018-style folders into tensors."""

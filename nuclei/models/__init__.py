@@ -1,0 +1,1 @@
+"""Segmentation networks (no training logic here)."""
