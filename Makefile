@@ -1,0 +1,40 @@
+# Two commands for a new machine: `make train` and `make test`. Each creates .venv and
+# installs the project (pinned ranges from pyproject.toml) the first time.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+.PHONY: install train test test-slow lint format gallery clean-outputs help
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project with its dependencies
+
+train: $(STAMP) ## Train the default model on the synthetic set (extra overrides: ARGS="...")
+	$(BIN)/nuclei-train $(ARGS)
+
+test: $(STAMP) ## Run the test suite (without tests marked slow)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+test-slow: $(STAMP) ## Run only the slow tests
+	$(BIN)/python -m pytest -m slow $(ARGS)
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check nuclei tests scripts
+	$(BIN)/ruff format --check nuclei tests scripts
+
+format: $(STAMP) ## Format the code with ruff
+	$(BIN)/ruff format nuclei tests scripts
+	$(BIN)/ruff check --fix nuclei tests scripts
+
+gallery: $(STAMP) ## Redraw docs/synthetic_gallery.png
+	$(BIN)/python scripts/make_gallery.py

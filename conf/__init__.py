@@ -1,0 +1,1 @@
+"""Hydra configuration files, shipped inside the package as `nuclei.conf`."""

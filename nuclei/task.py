@@ -1,0 +1,148 @@
+"""SegmentationTask: the LightningModule that trains, validates and runs a nuclei network."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import BinaryAccuracy, BinaryF1Score, BinaryJaccardIndex
+from torchvision.utils import make_grid
+
+Batch = dict[str, Any]
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]
+
+
+def foreground_metrics(threshold: float) -> MetricCollection:
+    """Pixel accuracy, foreground IoU and Dice of binary masks, as one collection."""
+    return MetricCollection(
+        {
+            "acc": BinaryAccuracy(threshold=threshold),
+            "iou": BinaryJaccardIndex(threshold=threshold),
+            "dice": BinaryF1Score(threshold=threshold),
+        }
+    )
+
+
+class SegmentationTask(L.LightningModule):
+    """Binary nuclei segmentation: BCE-with-logits loss, foreground metrics, image grids.
+
+    The optimizer and scheduler are injected as factories (Hydra ``_partial_: true``), so
+    this module does not hard-code them. Metrics are torchmetrics objects logged as such,
+    so their values are exact under DDP.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_monitor: str = "val/loss",
+        pos_weight: float | None = None,
+        threshold: float = 0.5,
+        num_logged_images: int = 4,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.threshold = threshold
+        self.num_logged_images = num_logged_images
+        weight = None if pos_weight is None else torch.tensor([float(pos_weight)])
+        self.register_buffer("pos_weight", weight, persistent=False)
+        metrics = foreground_metrics(threshold)
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.run_config: dict[str, Any] | None = None
+        self._grid_batch: Batch | None = None
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """Logits (N, 1, H, W) for images (N, 3, H, W) in [0, 1]."""
+        return self.net(image)
+
+    def loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Binary cross-entropy with logits, optionally weighting foreground pixels."""
+        return F.binary_cross_entropy_with_logits(logits, mask, pos_weight=self.pos_weight)
+
+    def _shared_step(self, batch: Batch, metrics: MetricCollection, stage: str) -> torch.Tensor:
+        logits = self(batch["image"])
+        loss = self.loss(logits, batch["mask"])
+        batch_size = batch["image"].shape[0]
+        metrics.update(torch.sigmoid(logits.detach()), batch["mask"].int())
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch_size,
+            sync_dist=stage != "train",
+        )
+        self.log_dict(
+            metrics, on_step=False, on_epoch=True, batch_size=batch_size, prog_bar=stage != "train"
+        )
+        return loss
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        """One optimisation step's loss; also accumulates training metrics."""
+        return self._shared_step(batch, self.train_metrics, "train")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        """Validation loss and metrics; keeps the first batch for the image grid."""
+        if batch_idx == 0 and self.num_logged_images > 0:
+            self._grid_batch = {
+                k: v[: self.num_logged_images] for k, v in batch.items() if k in ("image", "mask")
+            }
+        self._shared_step(batch, self.val_metrics, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        """Test loss and metrics."""
+        self._shared_step(batch, self.test_metrics, "test")
+
+    def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        """Foreground probabilities (N, 1, H, W)."""
+        image = batch["image"] if isinstance(batch, dict) else batch
+        return torch.sigmoid(self(image))
+
+    def on_validation_epoch_end(self) -> None:
+        """Log a grid of validation images: input, ground truth, predicted probability."""
+        if self._grid_batch is None or self.trainer.sanity_checking:
+            return
+        loggers = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
+        if not loggers or not self.trainer.is_global_zero:
+            return
+        images = self._grid_batch["image"]
+        with torch.no_grad():
+            probs = torch.sigmoid(self(images))
+        tiles = []
+        for image, mask, prob in zip(images, self._grid_batch["mask"], probs, strict=True):
+            tiles += [image, mask.expand(3, -1, -1), prob.expand(3, -1, -1)]
+        grid = make_grid(torch.stack(tiles).float().cpu(), nrow=3, padding=2, pad_value=1.0)
+        for logger in loggers:
+            logger.experiment.add_image("val/prediction_grid", grid, self.global_step)
+        self._grid_batch = None
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """Build the injected optimizer (and scheduler, if any) over trainable parameters."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "monitor": self.hparams.scheduler_monitor},
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the run's full configuration, so a checkpoint alone rebuilds the run."""
+        if self.run_config is not None:
+            checkpoint["nuclei_config"] = self.run_config

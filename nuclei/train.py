@@ -1,0 +1,107 @@
+"""Train a nuclei segmentation model: ``nuclei-train`` / ``python -m nuclei.train``.
+
+Hydra composes ``conf/train.yaml``; see ``nuclei-train --help`` for the groups and options.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from nuclei.reporting import print_metrics, write_metrics_json
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE = "val/iou"
+
+
+def run_directory(cfg: DictConfig) -> Path:
+    """The run's output folder: Hydra's run dir, or ``paths.output_dir`` outside Hydra."""
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path(cfg.paths.output_dir)
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a dict-like config group (callbacks, loggers)."""
+    if not group:
+        return []
+    return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
+
+
+def best_checkpoint(callbacks: list[Callback]) -> str | None:
+    """Path of the best checkpoint saved by a ModelCheckpoint callback, if any."""
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+            return callback.best_model_path
+    return None
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit the configured model, validate its best checkpoint, write ``metrics.json``."""
+    started = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True)
+    run_dir = run_directory(cfg)
+
+    datamodule = instantiate(cfg.data)
+    net = instantiate(cfg.model)
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    task = instantiate(cfg.task, net=net, optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
+    task.run_config = OmegaConf.to_container(cfg, resolve=True)
+
+    loggers: list[Logger] = instantiate_group(cfg.get("logger"))
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    if not loggers:  # LearningRateMonitor refuses to run without a logger
+        callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if trainer.is_global_zero:
+        datamodule.write_split(run_dir / "split.json")
+
+    best = best_checkpoint(callbacks)
+    # Final figures come from the best checkpoint; keep them out of the training curves.
+    trainer.loggers = []
+    results = trainer.validate(task, datamodule=datamodule, ckpt_path=best, verbose=False)
+    trainer.loggers = loggers
+    final = {key: float(value) for key, value in results[0].items()}
+
+    summary: dict[str, Any] = {
+        **final,
+        "best_checkpoint": best,
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "wall_time_s": round(time.perf_counter() - started, 1),
+        "seed": cfg.seed,
+    }
+    if trainer.is_global_zero:
+        for logger in loggers:
+            logger.log_hyperparams(
+                task.run_config, metrics={f"hp/{k.replace('/', '_')}": v for k, v in final.items()}
+            )
+            logger.finalize("success")
+        write_metrics_json(run_dir / "metrics.json", summary)
+        print_metrics(final, title=f"Best checkpoint: {best or 'last weights'}")
+        log.info("Run directory: %s", run_dir)
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="pkg://nuclei.conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Hydra entry point; returns the objective (val/iou) for hyperparameter sweepers."""
+    summary = train(cfg)
+    return summary.get(OBJECTIVE)
+
+
+if __name__ == "__main__":
+    main()

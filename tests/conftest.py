@@ -1,0 +1,82 @@
+"""Shared fixtures: small generated data sets and composed training configs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig, open_dict
+from PIL import Image
+
+from nuclei.data.synthetic import generate_synthetic_dataset
+
+# Small, fast settings for real training runs on 2 CPU cores.
+FAST_TRAIN_OVERRIDES = [
+    "trainer=cpu",
+    "trainer.max_epochs=2",
+    "trainer.log_every_n_steps=1",
+    "data.image_size=64",
+    "data.batch_size=4",
+    "data.decode_workers=1",
+    "callbacks.progress_bar=null",
+    "callbacks.model_summary=null",
+]
+
+SMALL_UNET_OVERRIDES = ["model.base_channels=8", "model.depth=3"]
+
+
+def write_kaggle_sample(
+    root: Path, sample_id: str, image: np.ndarray, masks: Sequence[np.ndarray]
+) -> Path:
+    """Write one sample in the Kaggle layout: images/<id>.png and masks/<k>.png (0/255)."""
+    folder = root / sample_id
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    Image.fromarray(image).save(folder / "images" / f"{sample_id}.png")
+    for k, mask in enumerate(masks):
+        Image.fromarray((mask > 0).astype(np.uint8) * 255).save(folder / "masks" / f"m{k}.png")
+    return folder
+
+
+def square_masks(shape: tuple[int, int], boxes: Sequence[tuple[int, int, int]]) -> list[np.ndarray]:
+    """Binary masks of squares given as (row, col, side)."""
+    masks = []
+    for row, col, side in boxes:
+        mask = np.zeros(shape, dtype=bool)
+        mask[row : row + side, col : col + side] = True
+        masks.append(mask)
+    return masks
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12-image synthetic set in the Kaggle layout (``stage1_train``), made once."""
+    out = tmp_path_factory.mktemp("synthetic")
+    return generate_synthetic_dataset(out, n_images=12, seed=3, workers=1, progress=False)
+
+
+@pytest.fixture
+def train_config(tmp_path: Path, synthetic_root: Path) -> Callable[..., DictConfig]:
+    """Compose ``train.yaml`` with fast settings, writing into a temporary run directory."""
+
+    def make(*overrides: str, small_unet: bool = True) -> DictConfig:
+        model = SMALL_UNET_OVERRIDES if small_unet else []
+        with initialize_config_module(version_base="1.3", config_module="nuclei.conf"):
+            cfg = compose(
+                "train",
+                overrides=[
+                    *FAST_TRAIN_OVERRIDES,
+                    *model,
+                    f"data.root={synthetic_root}",
+                    *overrides,
+                ],
+            )
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "run")
+            cfg.paths.cache_dir = str(tmp_path / "cache")
+        return cfg
+
+    return make
