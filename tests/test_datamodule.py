@@ -89,3 +89,20 @@ def test_workers_do_not_repeat_each_others_augmentations(tmp_path: Path, workers
     # Batches alternate between the two workers; unseeded workers would give equal halves.
     assert flips[0::2] != flips[1::2]
     assert flip_sequence(root, workers, seed=0) == flips  # and it is reproducible
+
+
+def test_recorded_split_is_reused_and_checked(synthetic_root: Path, tmp_path: Path) -> None:
+    first = NucleiDataModule(root=str(synthetic_root), image_size=32, split_seed=1)
+    first.setup("fit")
+    path = first.write_split(tmp_path / "split.json")
+    again = NucleiDataModule(
+        root=str(synthetic_root), image_size=32, split_seed=99, split_file=str(path)
+    )
+    again.setup("fit")
+    assert (again.train_ids, again.val_ids) == (first.train_ids, first.val_ids)
+    record = json.loads(path.read_text())
+    record["val"].append("not-a-sample")
+    path.write_text(json.dumps(record))
+    stale = NucleiDataModule(root=str(synthetic_root), image_size=32, split_file=str(path))
+    with pytest.raises(ValueError, match=r"split.json: 1 recorded id.*not-a-sample"):
+        stale.setup("fit")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,26 @@ def split_ids(sample_ids: list[str], val_fraction: float, seed: int) -> tuple[li
     n_val = min(max(1, round(len(ordered) * val_fraction)), len(ordered) - 1)
     val = sorted(ordered[i] for i in permutation[:n_val])
     train = sorted(ordered[i] for i in permutation[n_val:])
+    return train, val
+
+
+def read_split(path: str | Path, available: Mapping[str, object]) -> tuple[list[str], list[str]]:
+    """Read a recorded split (``split.json``); every id in it must be among ``available``."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+        train, val = list(record["train"]), list(record["val"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path}: not a split file with 'train' and 'val' id lists ({exc})"
+        ) from exc
+    missing = sorted(set(train + val) - set(available))
+    if missing:
+        raise ValueError(
+            f"{path}: {len(missing)} recorded id(s) are not in the data: "
+            + ", ".join(missing[:5])
+            + (" ..." if len(missing) > 5 else "")
+        )
     return train, val
 
 
@@ -72,6 +93,7 @@ class NucleiDataModule(L.LightningDataModule):
         synthetic_seed: int = 0,
         cache_dir: str = "~/.cache/nuclei",
         decode_workers: int | None = None,
+        split_file: str | None = None,
     ) -> None:
         super().__init__()
         self.root = root
@@ -88,6 +110,7 @@ class NucleiDataModule(L.LightningDataModule):
         self.synthetic_seed = synthetic_seed
         self.cache_dir = Path(cache_dir).expanduser()
         self.decode_workers = decode_workers
+        self.split_file = split_file
         self.train_dataset: NucleiDataset | None = None
         self.val_dataset: NucleiDataset | None = None
         self.train_ids: list[str] = []
@@ -119,7 +142,12 @@ class NucleiDataModule(L.LightningDataModule):
             return
         samples = find_samples(self.data_root, self.layout)
         by_id: dict[str, SampleFiles] = {s.sample_id: s for s in samples}
-        self.train_ids, self.val_ids = split_ids(list(by_id), self.val_fraction, self.split_seed)
+        if self.split_file is not None:
+            self.train_ids, self.val_ids = read_split(self.split_file, by_id)
+        else:
+            self.train_ids, self.val_ids = split_ids(
+                list(by_id), self.val_fraction, self.split_seed
+            )
         log.info(
             "Data: %d samples from %s -> %d train / %d val",
             len(samples),
