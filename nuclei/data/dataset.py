@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import albumentations as A
 import cv2
@@ -13,24 +15,46 @@ import torch
 from rich.progress import Progress
 from torch.utils.data import Dataset
 
-from nuclei.data.io import ImageReadError, read_image, read_instance_masks, read_mask
+from nuclei.data.io import ImageReadError, read_image, read_instance_masks, read_label_mask
 from nuclei.data.layouts import SampleFiles
+from nuclei.data.rle import RLEError
+from nuclei.data.solution import SolutionError, solution_labels
+
+Batch = dict[str, torch.Tensor | list[str]]
+# What a bad file raises while it is decoded; anything else is a bug and propagates.
+DECODE_ERRORS = (ImageReadError, SolutionError, RLEError)
 
 
-def read_sample(files: SampleFiles) -> tuple[np.ndarray, np.ndarray]:
-    """Read one sample as (uint8 RGB image, int32 instance labels), both at native size."""
+def read_sample(
+    files: SampleFiles, notes: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read one sample as (uint8 RGB image, int32 instance labels), both at native size.
+
+    A sample without masks is all background. Warnings (empty or overlapping masks, guessed
+    instances) are appended to ``notes`` when given.
+    """
     image = read_image(files.image)
     shape = image.shape[:2]
-    if files.merged_mask is not None:
-        mask = read_mask(files.merged_mask)
-        if mask.shape != shape:
+    if files.solution is not None:
+        rows = files.solution
+        if rows.shape is not None and rows.shape != shape:
+            raise SolutionError(
+                f"{files.image} is {shape[0]}x{shape[1]} but {rows.path} gives image "
+                f"{rows.image_id} as {rows.shape[0]}x{rows.shape[1]} (line {rows.rows[0].line})"
+                if rows.rows
+                else f"{files.image} is {shape[0]}x{shape[1]} but {rows.path} gives "
+                f"{rows.shape[0]}x{rows.shape[1]}"
+            )
+        labels = solution_labels(rows, shape)
+    elif files.merged_mask is not None:
+        labels = read_label_mask(files.merged_mask, notes)
+        if labels.shape != shape:
             raise ImageReadError(
-                f"{files.merged_mask}: mask is {mask.shape[0]}x{mask.shape[1]} but its image "
+                f"{files.merged_mask}: mask is {labels.shape[0]}x{labels.shape[1]} but its image "
                 f"{files.image} is {shape[0]}x{shape[1]}"
             )
-        labels = (mask > 0).astype(np.int32)
     else:
-        labels = read_instance_masks(files.instance_masks, shape)
+        labels = read_instance_masks(files.instance_masks, shape, notes)
     return image, labels
 
 
@@ -45,21 +69,49 @@ def resize_sample(
     return out["image"], out["mask"]
 
 
-def load_samples(
+@dataclass
+class DecodedSamples:
+    """Samples decoded into memory, in the order asked for, minus those that failed."""
+
+    ids: list[str] = field(default_factory=list)
+    images: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def select(self, ids: Sequence[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Images and labels of ``ids`` (each must have been decoded), in that order."""
+        index = {sample_id: k for k, sample_id in enumerate(self.ids)}
+        return [self.images[index[i]] for i in ids], [self.labels[index[i]] for i in ids]
+
+
+def decode_samples(
     samples: Sequence[SampleFiles],
-    image_size: int,
+    image_size: int | None = None,
     workers: int | None = None,
     description: str = "Decoding images",
     progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Decode and resize every sample once: (N, S, S, 3) uint8 images, (N, S, S) int32 labels."""
-    images = np.zeros((len(samples), image_size, image_size, 3), dtype=np.uint8)
-    labels = np.zeros((len(samples), image_size, image_size), dtype=np.int32)
+) -> DecodedSamples:
+    """Decode every sample once, resized to ``image_size`` (or native when None).
 
-    def load(index: int) -> int:
-        image, label = read_sample(samples[index])
-        images[index], labels[index] = resize_sample(image, label, image_size)
-        return index
+    Every sample is tried: files that cannot be read go to ``failed`` (id -> message naming
+    the file) instead of stopping at the first.
+    """
+    images: list[np.ndarray | None] = [None] * len(samples)
+    labels: list[np.ndarray | None] = [None] * len(samples)
+    failed: dict[str, str] = {}
+    notes: list[str] = []
+
+    def load(index: int) -> None:
+        files = samples[index]
+        try:
+            image, label = read_sample(files, notes)
+        except DECODE_ERRORS as exc:
+            failed[files.sample_id] = str(exc)
+            return
+        if image_size is not None:
+            image, label = resize_sample(image, label, image_size)
+        images[index], labels[index] = image, label
 
     # Pillow and OpenCV release the GIL while decoding and resizing, so threads scale.
     with (
@@ -69,17 +121,26 @@ def load_samples(
         task = bar.add_task(description, total=len(samples))
         for _ in pool.map(load, range(len(samples))):
             bar.advance(task)
-    return images, labels
+    decoded = DecodedSamples(failed=failed, notes=sorted(notes))
+    for files, image, label in zip(samples, images, labels, strict=True):
+        if image is not None:
+            decoded.ids.append(files.sample_id)
+            decoded.images.append(image)
+            decoded.labels.append(label)
+    return decoded
 
 
 class NucleiDataset(Dataset):
     """In-memory samples as dicts: ``image`` (3,H,W) float in [0,1], ``mask`` (1,H,W) {0,1},
-    ``labels`` (H,W) int32 instance ids and ``id``."""
+    ``labels`` (H,W) int32 instance ids and ``id``.
+
+    ``images``/``labels`` are stacked arrays (all one size) or lists of arrays of any size.
+    """
 
     def __init__(
         self,
-        images: np.ndarray,
-        labels: np.ndarray,
+        images: np.ndarray | Sequence[np.ndarray],
+        labels: np.ndarray | Sequence[np.ndarray],
         sample_ids: Sequence[str],
         transform: A.Compose | None = None,
     ) -> None:
@@ -106,3 +167,36 @@ class NucleiDataset(Dataset):
             "labels": labels_t,
             "id": self.sample_ids[index],
         }
+
+
+def pad_collate(samples: list[dict[str, torch.Tensor | str]], multiple: int = 32) -> Batch:
+    """Batch whole images of different sizes: pad each, bottom and right, to a common size.
+
+    The common size is the largest height and width in the batch, rounded up to a multiple
+    of ``multiple`` (the network's stride). Images are mirrored into the padding (natural
+    context for the network), masks and labels padded with 0. Two keys are added:
+    ``valid`` (N,1,H,W) bool, True on real pixels, and ``size`` (N,2) int64, each sample's
+    own (height, width): ``x[i, ..., :h, :w]`` recovers sample ``i``.
+    """
+    sizes = [tuple(s["image"].shape[-2:]) for s in samples]
+    height = math.ceil(max(h for h, _ in sizes) / multiple) * multiple
+    width = math.ceil(max(w for _, w in sizes) / multiple) * multiple
+    n = len(samples)
+    images = torch.empty((n, 3, height, width), dtype=torch.float32)
+    masks = torch.zeros((n, 1, height, width), dtype=torch.float32)
+    labels = torch.zeros((n, height, width), dtype=samples[0]["labels"].dtype)
+    valid = torch.zeros((n, 1, height, width), dtype=torch.bool)
+    for k, (sample, (h, w)) in enumerate(zip(samples, sizes, strict=True)):
+        padding = ((0, 0), (0, height - h), (0, width - w))
+        images[k] = torch.from_numpy(np.pad(sample["image"].numpy(), padding, mode="symmetric"))
+        masks[k, :, :h, :w] = sample["mask"]
+        labels[k, :h, :w] = sample["labels"]
+        valid[k, :, :h, :w] = True
+    return {
+        "image": images,
+        "mask": masks,
+        "labels": labels,
+        "id": [s["id"] for s in samples],
+        "valid": valid,
+        "size": torch.tensor(sizes, dtype=torch.int64),
+    }

@@ -1,33 +1,63 @@
-"""Read microscopy images and masks of any common mode into plain numpy arrays."""
+"""Read microscopy images and masks of any common mode into plain numpy arrays.
+
+Images become uint8 RGB: alpha dropped, grayscale repeated, palette expanded, 16-bit and
+float data scaled by robust percentiles. Masks become int32 instance label images: a binary
+mask (0/255, 0/1) is split into connected components, an integer label image keeps its labels.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import tifffile
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+from scipy import ndimage as ndi
+
+from nuclei.data.validation import some
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
 TIFF_SUFFIXES = (".tif", ".tiff")
+LOSSY_SUFFIXES = (".jpg", ".jpeg")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 class ImageReadError(ValueError):
     """A file could not be read as an image or mask; the message names the file."""
 
 
-def _load_array(path: Path) -> np.ndarray:
-    """Decode a file into an array, keeping its native dtype and channels."""
+def _is_16bit_colour_png(path: Path) -> bool:
+    """Pillow reads 16-bit RGB(A) PNGs as 8-bit; detect them from the PNG header."""
+    with path.open("rb") as handle:
+        header = handle.read(26)
+    # IHDR data starts at byte 16: width, height (4 bytes each), bit depth, colour type.
+    return header[:8] == _PNG_SIGNATURE and header[24] == 16 and header[25] in (2, 6)
+
+
+def _load_array(path: Path, keep_palette_indices: bool = False) -> np.ndarray:
+    """Decode a file into an array, keeping its native dtype and channels (RGB order)."""
     try:
-        if path.suffix.lower() in TIFF_SUFFIXES:
+        suffix = path.suffix.lower()
+        if suffix in TIFF_SUFFIXES:
             return np.asarray(tifffile.imread(path))
+        if suffix == ".png" and _is_16bit_colour_png(path):
+            array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+            if array is None:
+                raise ValueError("OpenCV could not decode it")
+            return array[..., [2, 1, 0, 3][: array.shape[-1]]]  # BGR(A) -> RGB(A)
         with Image.open(path) as image:
-            if image.mode == "P":
+            if image.mode == "P" and not keep_palette_indices:
                 image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-            elif image.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "LA", "PA"):
-                image = image.convert("RGBA" if image.mode in ("LA", "PA") else "RGB")
+            elif image.mode in ("LA", "PA"):
+                image = image.convert("RGBA")
+            elif image.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+                image = image.convert("RGB")
             return np.asarray(image)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+    # Decoders raise many types for a damaged file (OSError, ValueError, SyntaxError,
+    # zlib.error, tifffile errors...); each means the same thing here.
+    except Exception as exc:
         raise ImageReadError(f"{path}: cannot be read as an image ({exc})") from exc
 
 
@@ -63,32 +93,112 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageReadError(
             f"{path}: expected a 2-D grayscale or (H, W, 3|4) colour image, got shape {array.shape}"
         )
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ImageReadError(f"{path}: image has no pixels (shape {array.shape})")
     return np.ascontiguousarray(array)
 
 
 def read_mask(path: str | Path) -> np.ndarray:
-    """Read a mask as a 2-D array in its own dtype (0/255, 0/1 or integer labels)."""
+    """Read a mask as a 2-D array in its own dtype (0/255, 0/1 or integer labels).
+
+    Palette masks keep their indices; colour masks whose channels differ (one colour per
+    nucleus) become one integer per colour.
+    """
     path = Path(path)
-    array = _load_array(path)
-    if array.ndim == 3:
-        if array.shape[-1] in (3, 4):
-            array = array[..., :3].max(axis=-1)
-        elif array.shape[-1] == 1:
-            array = array[..., 0]
+    array = _load_array(path, keep_palette_indices=True)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    elif array.ndim == 3 and array.shape[-1] in (3, 4):
+        rgb = array[..., :3]
+        if (rgb == rgb[..., :1]).all():
+            array = rgb[..., 0]
+        else:
+            colour = rgb.astype(np.int64)
+            array = (colour[..., 0] << 32) | (colour[..., 1] << 16) | colour[..., 2]
     if array.ndim != 2:
         raise ImageReadError(f"{path}: expected a 2-D mask, got shape {array.shape}")
+    if array.dtype.kind not in "biuf":
+        raise ImageReadError(f"{path}: expected numeric mask values, got dtype {array.dtype}")
     return array
 
 
-def read_instance_masks(paths: list[Path] | tuple[Path, ...], shape: tuple[int, int]) -> np.ndarray:
-    """Merge one-file-per-nucleus masks into an int32 label image (instance k gets label k+1)."""
+def mask_to_labels(mask: np.ndarray, lossy: bool = False) -> tuple[np.ndarray, bool]:
+    """Turn a merged mask into an int32 label image; also say whether it was binary.
+
+    A mask with one non-zero value (0/255, 0/1) is binary: its instances are taken as
+    8-connected components, so touching nuclei stay merged. A mask with several non-zero
+    values is a label image: each value is one nucleus (relabelled 1..n). ``lossy`` (JPEG)
+    masks are thresholded at half their maximum, since compression invents values.
+    """
+    if lossy:
+        mask = mask > (float(mask.max()) / 2 if mask.size else 0)
+    values = np.unique(mask)
+    foreground = values[values != 0]
+    if foreground.size <= 1:
+        labels, _ = ndi.label(mask != 0, structure=_EIGHT_CONNECTED)
+        return labels.astype(np.int32, copy=False), True
+    if (foreground < 0).any():
+        raise ValueError(f"label image has negative values ({foreground.min()})")
+    compact = np.searchsorted(values, mask)  # 0 stays 0 (it is the smallest value)
+    if values[0] != 0:
+        compact += 1
+    return compact.astype(np.int32), False
+
+
+def read_label_mask(path: str | Path, notes: list[str] | None = None) -> np.ndarray:
+    """Read a merged mask (one file per image) as an int32 instance label image.
+
+    Appends to ``notes`` when a binary mask's instances had to be guessed from connected
+    components, and when a label image looks like an interpolated binary mask.
+    """
+    path = Path(path)
+    mask = read_mask(path)
+    try:
+        labels, binary = mask_to_labels(mask, lossy=path.suffix.lower() in LOSSY_SUFFIXES)
+    except ValueError as exc:
+        raise ImageReadError(f"{path}: {exc}") from exc
+    if notes is not None and not binary:
+        areas = np.bincount(labels.ravel())[1:]
+        if areas.size >= 10 and np.median(areas) < 4:
+            notes.append(
+                f"{path}: read as a label image with {areas.size} labels, most under 4 pixels "
+                "(an interpolated binary mask?)"
+            )
+    return labels
+
+
+def read_instance_masks(
+    paths: list[Path] | tuple[Path, ...],
+    shape: tuple[int, int],
+    notes: list[str] | None = None,
+) -> np.ndarray:
+    """Merge one-file-per-nucleus masks into an int32 label image (instance k gets label k+1).
+
+    Masks must match ``shape``. Empty masks and pixels claimed by two masks are reported in
+    ``notes`` (when given); a pixel claimed twice goes to the later mask.
+    """
     labels = np.zeros(shape, dtype=np.int32)
+    flat = labels.reshape(-1)  # a view
+    empty, overlapping = [], []
     for index, path in enumerate(paths, start=1):
         mask = read_mask(path)
-        if mask.shape != shape:
+        if mask.shape != tuple(shape):
             raise ImageReadError(
                 f"{path}: mask is {mask.shape[0]}x{mask.shape[1]} but its image is "
                 f"{shape[0]}x{shape[1]}"
             )
-        labels[mask > 0] = index
+        # One pass over the image, then work on the nucleus's few pixels only.
+        pixels = np.flatnonzero(mask > 0)
+        if pixels.size == 0:
+            empty.append(path.name)
+        elif flat[pixels].any():
+            overlapping.append(path.name)
+        flat[pixels] = index
+    if notes is not None and empty:
+        notes.append(f"{paths[0].parent}: {len(empty)} empty mask file(s): {some(empty)}")
+    if notes is not None and overlapping:
+        notes.append(
+            f"{paths[0].parent}: {len(overlapping)} mask(s) overlap earlier ones (the later "
+            f"mask keeps the shared pixels): {some(overlapping)}"
+        )
     return labels
