@@ -15,22 +15,40 @@ METRIC_LABELS = {
     "acc": "pixel accuracy",
     "iou": "IoU (foreground)",
     "dice": "Dice",
+    "map": "map (DSB)",
+    "ap50": "ap50",
+    "ap75": "ap75",
+    "f1": "F1@0.5",
+    "count_error": "count error",
+    "n_split": "split nuclei",
+    "n_merged": "merged nuclei",
 }
+#: Metrics that count things, shown without decimals.
+COUNT_METRICS = frozenset({"n_split", "n_merged"})
+
+
+def format_metric(name: str, value: float) -> str:
+    """A metric value as shown in tables: counts as integers, the rest with 4 decimals."""
+    return f"{value:.0f}" if name in COUNT_METRICS else f"{value:.4f}"
 
 
 def metrics_table(metrics: Mapping[str, float], title: str) -> Table:
-    """A table of ``stage/name`` metrics, one row per stage (val, test), one column each."""
-    stages = sorted({key.split("/", 1)[0] for key in metrics if "/" in key})
+    """A table of ``stage/name`` metrics: one row per metric, one column per stage (val, test)."""
+    found = {key.split("/", 1)[0] for key in metrics if "/" in key}
+    stages = [s for s in ("train", "val", "test") if s in found] + sorted(
+        found - {"train", "val", "test"}
+    )
     names = [n for n in METRIC_LABELS if any(f"{s}/{n}" in metrics for s in stages)]
     table = Table(title=title)
-    table.add_column("split")
-    for name in names:
-        table.add_column(METRIC_LABELS[name], justify="right")
+    table.add_column("metric")
     for stage in stages:
+        table.add_column(stage, justify="right")
+    for name in names:
         row = [
-            f"{metrics[f'{stage}/{n}']:.4f}" if f"{stage}/{n}" in metrics else "-" for n in names
+            format_metric(name, metrics[f"{stage}/{name}"]) if f"{stage}/{name}" in metrics else "-"
+            for stage in stages
         ]
-        table.add_row(stage, *row)
+        table.add_row(METRIC_LABELS[name], *row)
     return table
 
 

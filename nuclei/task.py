@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryF1Score, BinaryJaccardIndex
 from torchvision.utils import make_grid
+
+from nuclei.metrics import DSBInstanceMetric
+from nuclei.postprocess import PostprocessConfig, instances_from_probability
 
 Batch = dict[str, Any]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -36,6 +41,12 @@ class SegmentationTask(L.LightningModule):
     The optimizer and scheduler are injected as factories (Hydra ``_partial_: true``), so
     this module does not hard-code them. Metrics are torchmetrics objects logged as such,
     so their values are exact under DDP.
+
+    The DSB2018 instance metric (``map``, ``ap50``, ``ap75``, ``f1``, ``count_error``,
+    ``n_split``, ``n_merged``) compares ``postprocess``-ed predictions with the batch's
+    instance ``labels``. It costs CPU, so during ``fit`` it runs every
+    ``map_every_n_epochs`` validation epochs (0: never); ``trainer.validate`` and
+    ``trainer.test`` always compute it.
     """
 
     def __init__(
@@ -47,9 +58,18 @@ class SegmentationTask(L.LightningModule):
         pos_weight: float | None = None,
         threshold: float = 0.5,
         num_logged_images: int = 4,
+        postprocess: Mapping[str, Any] | PostprocessConfig | None = None,
+        map_every_n_epochs: int = 5,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        if map_every_n_epochs < 0:
+            raise ValueError(f"map_every_n_epochs must be >= 0, got {map_every_n_epochs}")
+        if not isinstance(postprocess, PostprocessConfig):
+            postprocess = PostprocessConfig(**dict(postprocess or {}))
+        self.postprocess = postprocess
+        self.map_every_n_epochs = map_every_n_epochs
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "postprocess"])
+        self.hparams["postprocess"] = asdict(postprocess)  # plain dict: safe to unpickle
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -61,6 +81,8 @@ class SegmentationTask(L.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        self.val_instance_metric = DSBInstanceMetric()
+        self.test_instance_metric = DSBInstanceMetric()
         self.run_config: dict[str, Any] | None = None
         self._grid_batch: Batch | None = None
 
@@ -72,11 +94,17 @@ class SegmentationTask(L.LightningModule):
         """Binary cross-entropy with logits, optionally weighting foreground pixels."""
         return F.binary_cross_entropy_with_logits(logits, mask, pos_weight=self.pos_weight)
 
-    def _shared_step(self, batch: Batch, metrics: MetricCollection, stage: str) -> torch.Tensor:
+    def _shared_step(
+        self, batch: Batch, metrics: MetricCollection, stage: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and logits of a batch; logs the loss and updates the pixel metrics."""
         logits = self(batch["image"])
-        loss = self.loss(logits, batch["mask"])
+        scored, target = logits, batch["mask"]
+        if "valid" in batch:  # whole images padded to the stride: padding is not scored
+            scored, target = logits[batch["valid"]], target[batch["valid"]]
+        loss = self.loss(scored, target)
         batch_size = batch["image"].shape[0]
-        metrics.update(torch.sigmoid(logits.detach()), batch["mask"].int())
+        metrics.update(torch.sigmoid(scored.detach()), target.int())
         self.log(
             f"{stage}/loss",
             loss,
@@ -89,11 +117,45 @@ class SegmentationTask(L.LightningModule):
         self.log_dict(
             metrics, on_step=False, on_epoch=True, batch_size=batch_size, prog_bar=stage != "train"
         )
-        return loss
+        return loss, logits
+
+    def _instance_metric_due(self) -> bool:
+        """Whether this validation/test epoch computes the (CPU-bound) instance metric."""
+        if self.trainer.sanity_checking:
+            return False
+        if self.trainer.state.fn != TrainerFn.FITTING:
+            return True  # trainer.validate / trainer.test: always
+        every = self.map_every_n_epochs
+        return every > 0 and (self.current_epoch + 1) % every == 0
+
+    def _update_instance_metric(
+        self, metric: DSBInstanceMetric, batch: Batch, logits: torch.Tensor
+    ) -> None:
+        """Postprocess each probability map into instances and score them against ``labels``.
+
+        Batches of padded whole images (with a ``size`` entry) are cropped back to each
+        image's own (height, width) first, so padding adds no false nuclei.
+        """
+        probs = torch.sigmoid(logits.detach()).float().cpu().numpy()[:, 0]
+        labels = batch["labels"].cpu().numpy()
+        sizes = batch["size"].tolist() if "size" in batch else [labels.shape[-2:]] * len(labels)
+        predicted, truth = [], []
+        for prob, label, (height, width) in zip(probs, labels, sizes, strict=True):
+            predicted.append(instances_from_probability(prob[:height, :width], self.postprocess))
+            truth.append(label[:height, :width])
+        metric.update(predicted, truth)
+
+    def _log_instance_metric(self, metric: DSBInstanceMetric, stage: str) -> None:
+        if metric.update_count == 0:
+            return
+        # compute() already gathers the states of every process, so all ranks agree.
+        self.log_dict({f"{stage}/{name}": value for name, value in metric.compute().items()})
+        metric.reset()
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """One optimisation step's loss; also accumulates training metrics."""
-        return self._shared_step(batch, self.train_metrics, "train")
+        loss, _ = self._shared_step(batch, self.train_metrics, "train")
+        return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         """Validation loss and metrics; keeps the first batch for the image grid."""
@@ -101,19 +163,27 @@ class SegmentationTask(L.LightningModule):
             self._grid_batch = {
                 k: v[: self.num_logged_images] for k, v in batch.items() if k in ("image", "mask")
             }
-        self._shared_step(batch, self.val_metrics, "val")
+        _, logits = self._shared_step(batch, self.val_metrics, "val")
+        if self._instance_metric_due():
+            self._update_instance_metric(self.val_instance_metric, batch, logits)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        """Test loss and metrics."""
-        self._shared_step(batch, self.test_metrics, "test")
+        """Test loss, pixel metrics and instance metric."""
+        _, logits = self._shared_step(batch, self.test_metrics, "test")
+        self._update_instance_metric(self.test_instance_metric, batch, logits)
 
     def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         """Foreground probabilities (N, 1, H, W)."""
         image = batch["image"] if isinstance(batch, dict) else batch
         return torch.sigmoid(self(image))
 
+    def on_test_epoch_end(self) -> None:
+        """Log the test instance metric."""
+        self._log_instance_metric(self.test_instance_metric, "test")
+
     def on_validation_epoch_end(self) -> None:
-        """Log a grid of validation images: input, ground truth, predicted probability."""
+        """Log the instance metric (when due) and a grid of input, truth and prediction."""
+        self._log_instance_metric(self.val_instance_metric, "val")
         if self._grid_batch is None or self.trainer.sanity_checking:
             return
         loggers = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]

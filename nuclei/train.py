@@ -15,10 +15,11 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from nuclei.reporting import print_metrics, write_metrics_json
+from nuclei.runs import build_task
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,29 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 
 def best_checkpoint(callbacks: list[Callback]) -> str | None:
-    """Path of the best checkpoint saved by a ModelCheckpoint callback, if any."""
+    """Path of the best checkpoint of a ModelCheckpoint that monitors a metric, if any."""
     for callback in callbacks:
-        if isinstance(callback, ModelCheckpoint) and callback.best_model_path:
+        if (
+            isinstance(callback, ModelCheckpoint)
+            and callback.monitor is not None
+            and callback.best_model_path
+        ):
             return callback.best_model_path
     return None
+
+
+def log_final_hyperparameters(
+    loggers: list[Logger], config: dict[str, Any], final: dict[str, float]
+) -> None:
+    """Write the run's config with its final metrics (TensorBoard's HPARAMS row)."""
+    metrics = {f"hp/{key.replace('/', '_')}": value for key, value in final.items()}
+    for logger in loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(config, metrics=metrics)
+        else:  # e.g. CSVLogger: no metrics argument
+            logger.log_hyperparams(config)
+            logger.log_metrics(metrics)
+        logger.finalize("success")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -54,9 +73,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir = run_directory(cfg)
 
     datamodule = instantiate(cfg.data)
-    net = instantiate(cfg.model)
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    task = instantiate(cfg.task, net=net, optimizer=instantiate(cfg.optimizer), scheduler=scheduler)
+    task = build_task(cfg)
     task.run_config = OmegaConf.to_container(cfg, resolve=True)
 
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))
@@ -68,11 +85,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     if trainer.is_global_zero:
         datamodule.write_split(run_dir / "split.json")
+        datamodule.write_data_report(run_dir / "data_report.json")
 
     best = best_checkpoint(callbacks)
     # Final figures come from the best checkpoint; keep them out of the training curves.
     trainer.loggers = []
     results = trainer.validate(task, datamodule=datamodule, ckpt_path=best, verbose=False)
+    if datamodule.has_test_split:
+        tested = trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False)
+        results[0].update(tested[0])
     trainer.loggers = loggers
     final = {key: float(value) for key, value in results[0].items()}
 
@@ -85,11 +106,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
     }
     if trainer.is_global_zero:
-        for logger in loggers:
-            logger.log_hyperparams(
-                task.run_config, metrics={f"hp/{k.replace('/', '_')}": v for k, v in final.items()}
-            )
-            logger.finalize("success")
+        log_final_hyperparameters(loggers, task.run_config, final)
         write_metrics_json(run_dir / "metrics.json", summary)
         print_metrics(final, title=f"Best checkpoint: {best or 'last weights'}")
         log.info("Run directory: %s", run_dir)

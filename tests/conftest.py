@@ -12,6 +12,7 @@ from omegaconf import DictConfig, open_dict
 from PIL import Image
 
 from nuclei.data.synthetic import generate_synthetic_dataset
+from nuclei.train import train
 
 # Small, fast settings for real training runs on 2 CPU cores.
 FAST_TRAIN_OVERRIDES = [
@@ -80,3 +81,29 @@ def train_config(tmp_path: Path, synthetic_root: Path) -> Callable[..., DictConf
         return cfg
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) -> Path:
+    """The run directory of one short real training run (4 epochs, small U-Net), made once.
+
+    Its val/map is computed every 2 epochs, so its TensorBoard events show when.
+    """
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    with initialize_config_module(version_base="1.3", config_module="nuclei.conf"):
+        cfg = compose(
+            "train",
+            overrides=[
+                *FAST_TRAIN_OVERRIDES,
+                *SMALL_UNET_OVERRIDES,
+                f"data.root={synthetic_root}",
+                "trainer.max_epochs=4",
+                "optimizer.lr=3e-3",
+                "task.map_every_n_epochs=2",
+            ],
+        )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+        cfg.paths.cache_dir = str(run_dir.parent / "cache")
+    train(cfg)
+    return run_dir

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from fake_data import labelled_set, write_flat
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, Subset
 
@@ -34,6 +35,8 @@ def test_short_run_writes_metrics_checkpoints_split_and_events(train_config) -> 
 
     checkpoints = {p.name for p in (run_dir / "checkpoints").glob("*.ckpt")}
     assert "last.ckpt" in checkpoints and len(checkpoints) == 2
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == 1  # the last epoch, whether or not it was the best
     best = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=False)
     assert best["nuclei_config"]["model"]["base_channels"] == 8  # the run's config travels
 
@@ -49,6 +52,24 @@ def test_short_run_writes_metrics_checkpoints_split_and_events(train_config) -> 
     grid = events.Images("val/prediction_grid")[-1]
     assert grid.width > grid.height > 0  # 3 columns (image, truth, prediction)
     assert "hp/val_iou" in scalars
+
+
+def test_flat_layout_with_test_folder_reports_test_metrics_and_csv_logger_works(
+    train_config, tmp_path: Path
+) -> None:
+    root = tmp_path / "flat"
+    write_flat(root / "train", labelled_set("tr", 6, shape=(32, 32)))
+    write_flat(root / "test", labelled_set("te", 2, shape=(32, 32)))
+    cfg = train_config(
+        f"data.root={root}", "data.image_size=32", "logger=csv", "trainer.max_epochs=1"
+    )
+    train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"val/iou", "test/iou", "test/acc", "test/map"} <= set(metrics)
+    report = json.loads((run_dir / "data_report.json").read_text())
+    assert report
+    assert list((run_dir / "csv").rglob("metrics.csv"))
 
 
 def test_smp_unet_trains(train_config) -> None:
