@@ -13,13 +13,16 @@ from typing import Any
 import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
 from nuclei.reporting import print_metrics, write_metrics_json
 from nuclei.runs import build_task
+from nuclei.speed import SpeedOptions, speed_up_task
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,30 @@ def log_final_hyperparameters(
         logger.finalize("success")
 
 
+def check_ddp_launch(trainer: L.Trainer) -> None:
+    """Refuse a DDP run that Lightning would relaunch as scripts inside a Hydra multirun.
+
+    For each extra process Lightning re-runs this script with its command line (and, under
+    Hydra, rank 0's ``hydra.run.dir``, so single runs share one run directory). Under ``-m``
+    that command line is the whole sweep: every child would run all of it.
+    """
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return
+    launcher = trainer.strategy.launcher
+    if (
+        isinstance(launcher, _SubprocessScriptLauncher)
+        and launcher.num_processes > 1
+        and not launcher.cluster_environment.creates_processes_externally
+    ):
+        raise ValueError(
+            f"trainer.strategy={type(trainer.strategy).__name__} with "
+            f"{launcher.num_processes} processes cannot run inside a multirun (-m): Lightning "
+            "starts the extra processes by re-running this command, so each would run the "
+            "whole sweep. Run each configuration as a single run (without -m). Processes "
+            "started outside Lightning (srun under SLURM) are not relaunched this way."
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model, validate its best checkpoint, write ``metrics.json``."""
     started = time.perf_counter()
@@ -75,12 +102,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.data)
     task = build_task(cfg)
     task.run_config = OmegaConf.to_container(cfg, resolve=True)
+    speed_up_task(task, SpeedOptions.from_config(cfg.get("speed")))
 
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))
     callbacks = instantiate_group(cfg.get("callbacks"))
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    check_ddp_launch(trainer)
 
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     if trainer.is_global_zero:
@@ -108,7 +137,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         log_final_hyperparameters(loggers, task.run_config, final)
         write_metrics_json(run_dir / "metrics.json", summary)
-        print_metrics(final, title=f"Best checkpoint: {best or 'last weights'}")
+        print_metrics(final, title="Final metrics of the best checkpoint")
+        log.info("Best checkpoint: %s", best or "none saved (last weights used)")
         log.info("Run directory: %s", run_dir)
     return summary
 
