@@ -6,7 +6,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from fake_data import labelled_set, write_flat
+from fake_data import labelled_set, write_flat, write_kaggle, write_solution
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, Subset
 
@@ -70,6 +70,26 @@ def test_flat_layout_with_test_folder_reports_test_metrics_and_csv_logger_works(
     report = json.loads((run_dir / "data_report.json").read_text())
     assert report
     assert list((run_dir / "csv").rglob("metrics.csv"))
+
+
+def test_kaggle_train_with_stage1_test_and_solution_csv_reports_test_metrics(
+    train_config, tmp_path: Path
+) -> None:
+    train_dir = write_kaggle(tmp_path / "stage1_train", labelled_set("tr", 6, shape=(32, 32)))
+    test_labels = labelled_set("te", 3, shape=(32, 32))
+    test_dir = write_kaggle(tmp_path / "stage1_test", test_labels, with_masks=False)
+    csv = write_solution(tmp_path / "stage1_solution.csv", test_labels)
+    cfg = train_config(
+        f"data.root={train_dir}",
+        f"data.test_root={test_dir}",
+        f"data.test_labels={csv}",
+        "data.image_size=32",
+        "trainer.max_epochs=1",
+    )
+    summary = train(cfg)
+    metrics = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert {"test/loss", "test/iou", "test/map"} <= set(metrics)
+    assert metrics["test/iou"] == summary["test/iou"]
 
 
 def test_smp_unet_trains(train_config) -> None:
