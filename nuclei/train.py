@@ -20,7 +20,9 @@ from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.strategies.launchers import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf
 
+from nuclei.provenance import write_run_info
 from nuclei.reporting import print_metrics, write_metrics_json
+from nuclei.resume import RandomStateCheckpoint, resume_config
 from nuclei.runs import build_task
 from nuclei.speed import SpeedOptions, speed_up_task
 
@@ -96,20 +98,28 @@ def check_ddp_launch(trainer: L.Trainer) -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model, validate its best checkpoint, write ``metrics.json``."""
     started = time.perf_counter()
+    if cfg.get("resume"):
+        cfg = resume_config(cfg.resume)
+        log.info("Resuming %s from %s", cfg.resume, cfg.ckpt_path)
     L.seed_everything(cfg.seed, workers=True)
     run_dir = run_directory(cfg)
 
     datamodule = instantiate(cfg.data)
     task = build_task(cfg)
     task.run_config = OmegaConf.to_container(cfg, resolve=True)
-    speed_up_task(task, SpeedOptions.from_config(cfg.get("speed")))
+    speed = SpeedOptions.from_config(cfg.get("speed"))
+    speed_up_task(task, speed)
 
     loggers: list[Logger] = instantiate_group(cfg.get("logger"))
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = [*instantiate_group(cfg.get("callbacks")), RandomStateCheckpoint()]
     if not loggers:  # LearningRateMonitor refuses to run without a logger
         callbacks = [c for c in callbacks if not isinstance(c, LearningRateMonitor)]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **speed.trainer_kwargs()
+    )
     check_ddp_launch(trainer)
+    if trainer.is_global_zero:
+        write_run_info(run_dir)
 
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     if trainer.is_global_zero:

@@ -15,7 +15,8 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.fabric.utilities.seed import pl_worker_init_function
-from torch.utils.data import DataLoader, get_worker_info
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader, Sampler, get_worker_info
 
 from nuclei.data.dataset import DecodedSamples, NucleiDataset, decode_samples, pad_collate
 from nuclei.data.layouts import (
@@ -93,7 +94,8 @@ class NucleiDataModule(L.LightningDataModule):
 
     ``root=None`` uses the synthetic DSB2018-like set, generated once into ``cache_dir``.
     ``batch_size`` is per process (per GPU under DDP): the global batch is
-    ``batch_size * devices * num_nodes``.
+    ``batch_size * devices * num_nodes``. Under DDP, validation and test samples are shared
+    out without repeats (:meth:`eval_sampler`), so every one is scored exactly once.
 
     Every file is decoded once, at setup, and checked on the way: problems are gathered and
     reported together (see :mod:`nuclei.data.validation`). ``size_mode="resize"`` scales
@@ -244,7 +246,10 @@ class NucleiDataModule(L.LightningDataModule):
             )
         if self.invert:
             transforms.append(A.InvertImg(p=0.5))
-        return A.Compose(transforms, seed=self.augmentation_seed)
+        # Under DDP each process draws its own augmentations (with num_workers > 0 the
+        # workers reseed anyway, from a seed that includes the rank).
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        return A.Compose(transforms, seed=self.augmentation_seed + rank)
 
     def setup(self, stage: str | None = None) -> None:
         """Find, check, split and decode the samples (once; later calls reuse them).
@@ -424,10 +429,36 @@ class NucleiDataModule(L.LightningDataModule):
         path.write_text(json.dumps(self.data_report(), indent=2) + "\n")
         return path
 
+    def eval_sampler(self, dataset: NucleiDataset) -> Sampler | None:
+        """Under DDP, this process's share of an evaluation split; None on one process.
+
+        Lightning's own ``DistributedSampler`` pads the split with repeated samples until it
+        divides by the number of processes, which would score those twice. Here process
+        ``r`` of ``n`` takes samples ``r, r + n, r + 2n, ...``. Some processes may then run one
+        batch fewer. That is safe as long as each runs at least one: without gradients, DDP
+        syncs buffers only before the first forward, and metrics are gathered once, at the
+        end of the epoch (none is synced per step).
+        """
+        trainer = self.trainer
+        kwargs = trainer.distributed_sampler_kwargs if trainer is not None else None
+        if not kwargs or kwargs["num_replicas"] < 2:
+            return None
+        replicas = kwargs["num_replicas"]
+        if len(dataset) < replicas:
+            raise ValueError(
+                f"an evaluation split of {len(dataset)} sample(s) cannot feed {replicas} "
+                "processes: every process needs at least one; use fewer devices or a larger "
+                "split (data.val_fraction)"
+            )
+        return UnrepeatedDistributedSampler(
+            dataset, num_replicas=replicas, rank=kwargs["rank"], shuffle=False
+        )
+
     def _loader(self, dataset: NucleiDataset | None, train: bool) -> DataLoader:
         if dataset is None:
             raise RuntimeError("NucleiDataModule.setup() must run before asking for loaders")
         collate = None
+        sampler = None if train else self.eval_sampler(dataset)
         batch_size = self.batch_size
         if not train:
             if self.size_mode == "crop":
@@ -439,6 +470,7 @@ class NucleiDataModule(L.LightningDataModule):
             dataset,
             batch_size=batch_size,
             shuffle=train,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
