@@ -109,22 +109,56 @@ def test_two_process_run_matches_one_process_and_writes_one_set_of_files(
         assert single[key] == pytest.approx(metrics[key], rel=1e-5, abs=1e-6), key
 
 
-def test_ddp_inside_a_multirun_is_refused_before_any_process_starts(
+def test_multirun_with_ddp_runs_each_job_once_on_two_processes(
     synthetic_root: Path, tmp_path: Path
 ) -> None:
+    """Rank 1 of each job runs that job alone, in its folder: not the sweep, not a new run."""
+    shared = [
+        o
+        for o in DDP_OVERRIDES
+        if not o.startswith(("optimizer.lr=", "trainer.max_epochs=", "task.map_every_n_epochs="))
+    ]
+    outputs = tmp_path / "outputs"
     command = [
         sys.executable,
         "-m",
         "nuclei.train",
         "-m",
-        *DDP_OVERRIDES,
+        *shared,
+        "trainer.max_epochs=2",
+        "task.map_every_n_epochs=0",
         "optimizer.lr=1e-3,2e-3",
         f"data.root={synthetic_root}",
-        f"paths.root_dir={tmp_path / 'outputs'}",
+        f"paths.root_dir={outputs}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
     ]
     done = subprocess.run(
-        command, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+        command, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
     )
-    assert done.returncode != 0
-    assert "cannot run inside a multirun" in done.stderr
-    assert not list(tmp_path.rglob("*.ckpt"))
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    # One sweep folder (no train/ folder of a stray single run, nothing in the cwd).
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["outputs"]
+    assert [p.name for p in outputs.iterdir()] == ["train-multirun"]
+    (sweep,) = (outputs / "train-multirun").iterdir()
+    assert sorted(p.name for p in sweep.iterdir()) == ["0", "1", "multirun.yaml"]
+    assert sorted(p.parent.name for p in tmp_path.rglob("metrics.json")) == ["0", "1"]
+    assert len(list(tmp_path.rglob("multirun.yaml"))) == 1
+    assert len(list(tmp_path.rglob(".hydra"))) == 2
+    assert len(list(tmp_path.rglob("checkpoints"))) == 2
+    assert done.stderr.count("Initializing distributed: GLOBAL_RANK: 1") == 2
+
+    for job, rate in (("0", "0.001"), ("1", "0.002")):
+        run_dir = sweep / job
+        # 9 training images, 4 per process and step: 2 steps per epoch on 2 processes.
+        assert json.loads((run_dir / "metrics.json").read_text())["global_step"] == 2 * 2
+        assert {p.name for p in run_dir.glob("*.log")} == {"train.log", "train_ddp_process_1.log"}
+        for log_name in ("train.log", "train_ddp_process_1.log"):  # both ranks ran this job
+            (line,) = [
+                line
+                for line in (run_dir / log_name).read_text().splitlines()
+                if "Overrides:" in line
+            ]
+            assert f"optimizer.lr={rate}" in line, (log_name, line)
+        events = list(run_dir.rglob("events.out.tfevents.*"))
+        assert events and len({p.name.split(".")[-2] for p in events}) == 1  # rank 0 only
