@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 import nuclei
+from nuclei.safeguards import atomic_write_text
 
 #: Distributions whose versions decide what a run computes.
 PACKAGES = (
@@ -101,13 +102,9 @@ def write_run_info(run_dir: str | Path) -> Path:
     appended to its ``"resumed"`` list.
     """
     path = Path(run_dir) / "run_info.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     info = run_info()
     if path.is_file():
         first = json.loads(path.read_text())
         first.setdefault("resumed", []).append(info)
         info = first
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(info, indent=2) + "\n")
-    temporary.replace(path)
-    return path
+    return atomic_write_text(path, json.dumps(info, indent=2) + "\n")

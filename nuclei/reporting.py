@@ -10,6 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from nuclei.safeguards import atomic_write_text
+
 METRIC_LABELS = {
     "loss": "BCE loss",
     "acc": "pixel accuracy",
@@ -58,8 +60,5 @@ def print_metrics(metrics: Mapping[str, float], title: str) -> None:
 
 
 def write_metrics_json(path: str | Path, metrics: Mapping[str, Any]) -> Path:
-    """Write metrics (and run facts) as indented JSON, creating the folder if needed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(dict(metrics), indent=2, sort_keys=True) + "\n")
-    return path
+    """Write metrics (and run facts) as indented JSON, atomically, creating the folder."""
+    return atomic_write_text(path, json.dumps(dict(metrics), indent=2, sort_keys=True) + "\n")

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
+from tensorboard_server import SESSION_GROUPS_QUERY, get, tensorboard_server
 
 from nuclei.summary import find_runs, summarize
 
@@ -73,6 +75,18 @@ def test_two_run_sweep_is_summarized(synthetic_root: Path, tmp_path: Path) -> No
     with Image.open(sweep / "val_iou.png") as plot:
         assert plot.size == (900, 560)
         assert len(plot.getcolors(maxcolors=10_000) or []) > 3  # lines drawn, not blank
+
+    # TensorBoard on the sweep folder: one HPARAMS row per run, with that run's final val/iou.
+    with tensorboard_server(sweep, expected_runs=2) as url:
+        groups = get(f"{url}/data/plugin/hparams/session_groups", SESSION_GROUPS_QUERY)
+    rows = {}
+    for group in groups["sessionGroups"]:
+        metrics = {v["name"]["tag"]: v["value"] for v in group["metricValues"]}
+        rows[group["hparams"]["optimizer/lr"]] = metrics["hp/val_iou"]
+    by_lr = {float(run.overrides[0].split("=")[1]): run.value("val/iou") for run in runs}
+    assert rows.keys() == by_lr.keys()
+    for lr, iou in by_lr.items():
+        assert rows[lr] == pytest.approx(iou, abs=1e-6)
 
 
 def test_summarize_of_an_empty_folder_fails_cleanly(tmp_path: Path) -> None:

@@ -1,0 +1,101 @@
+"""Nothing lost when a run fails: atomic files, a stop on non-finite loss, a last checkpoint.
+
+* :func:`atomic_write_text` and :class:`AtomicCheckpointIO` write to a temporary file in the
+  target's own folder and rename it over the target (``os.replace``, atomic on POSIX), so a
+  run killed mid-write leaves the previous file or the new one, never half of one. (Lightning's
+  own writer stages checkpoints in the system temp folder and moves them, which is a copy,
+  not a rename, when that folder is on another file system.)
+* :class:`StopOnNonFiniteLoss` stops training with a clear message at the first NaN or
+  infinite training loss, before the backward pass, so the weights are still the last good
+  ones; Lightning's ``OnExceptionCheckpoint`` (in ``conf/callbacks/default.yaml``) then saves
+  them as ``checkpoints/on_exception.ckpt``, as it does for any exception mid-run.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+
+def _replace_atomically(path: Path, write: Any) -> Path:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file and a rename."""
+    return _replace_atomically(Path(path), lambda file: file.write(text.encode("utf-8")))
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint writer that renames a complete temporary file over the target."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+    ) -> None:
+        """Save ``checkpoint`` to the local ``path`` atomically (``storage_options`` unused)."""
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        _replace_atomically(Path(path), lambda file: torch.save(checkpoint, file))
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Raise :class:`NonFiniteLossError` at the first non-finite training loss.
+
+    The check runs before the backward pass, so the optimizer never steps on it, and the
+    module's buffers (batch-norm running statistics, which the forward pass has already
+    updated from the bad batch) are put back as they were before the step: the weights left
+    for ``OnExceptionCheckpoint`` are those of the last good step. Under DDP the decision is
+    shared, so every process stops at the same step.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffers_before_step: list[torch.Tensor] = []
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        """Copy the buffers (a few kilobytes of normalisation statistics) before the step."""
+        self._buffers_before_step = [b.detach().clone() for b in pl_module.buffers()]
+
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
+    ) -> None:
+        """Stop if ``loss`` (on any process) is not finite."""
+        bad = not bool(torch.isfinite(loss.detach()).all())
+        if not trainer.strategy.reduce_boolean_decision(bad, all=False):
+            return
+        with torch.no_grad():
+            for buffer, before in zip(pl_module.buffers(), self._buffers_before_step, strict=True):
+                buffer.copy_(before)
+        raise NonFiniteLossError(
+            f"train/loss is {loss.detach().float().item() if bad else 'non-finite'} "
+            f"at epoch {trainer.current_epoch}, step {trainer.global_step}: training stopped. "
+            "The weights before this step are kept in checkpoints/on_exception.ckpt. "
+            "Common causes: a learning rate too high (optimizer.lr), a diverging "
+            "precision setting (trainer.precision), or a corrupt input image."
+        )
