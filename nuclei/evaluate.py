@@ -77,7 +77,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if split not in SPLITS:
         raise EvaluationError(f"split must be one of {SPLITS}, got {split!r}")
     run = load_run(cfg.ckpt_path, trust=cfg.trust_checkpoint)
-    postprocess = postprocess_of(run, cfg.get("postprocess"))
+    postprocess = postprocess_of(
+        run, cfg.get("postprocess"), use_tuned=cfg.get("tuned_postprocess", True)
+    )
     task = restore_task(run, postprocess=asdict(postprocess))
     data_cfg = evaluation_data_config(run, cfg.get("data"))
     datamodule = build_datamodule(data_cfg)
@@ -113,6 +115,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "checkpoint": str(run.checkpoint_path.resolve()),
         "data_root": str(getattr(datamodule, "data_root", data_cfg.get("root"))),
         "split_file": data_cfg.get("split_file"),
+        "target": run.target,
         "postprocess": asdict(postprocess),
         "wall_time_s": round(time.perf_counter() - started, 1),
     }

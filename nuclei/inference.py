@@ -22,6 +22,7 @@ from torch import nn
 __all__ = [
     "SIZE_MODES",
     "blend_window",
+    "predict_maps",
     "predict_probabilities",
     "resize_like_training",
     "resized_predict",
@@ -236,6 +237,25 @@ def predict_probabilities(
 ) -> list[np.ndarray]:
     """Foreground probability (H, W) float32 per (H, W, 3) uint8 image, the way it was trained.
 
+    Channel 0 of :func:`predict_maps`.
+    """
+    maps = predict_maps(net, images, size_mode, image_size, tile, overlap, batch_size, device)
+    return [m[0] for m in maps]
+
+
+def predict_maps(
+    net: Forward,
+    images: Sequence[np.ndarray],
+    size_mode: str = "resize",
+    image_size: int = 128,
+    tile: int = 512,
+    overlap: int = 64,
+    batch_size: int = 8,
+    device: torch.device | str | None = None,
+) -> list[np.ndarray]:
+    """Probability maps (C, H, W) float32 per (H, W, 3) uint8 image, the way it was trained.
+
+    Channel 0 is the foreground; a border or distance model adds its second channel.
     ``size_mode="resize"``: :func:`resized_predict` at ``image_size``; ``"crop"`` (trained on
     native-resolution crops): :func:`tiled_predict` at native resolution.
     """
@@ -248,4 +268,4 @@ def predict_probabilities(
         ]
     else:
         raise ValueError(f"size_mode must be one of {SIZE_MODES}, got {size_mode!r}")
-    return [p[0].numpy() for p in probs]
+    return [p.numpy() for p in probs]

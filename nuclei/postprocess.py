@@ -1,8 +1,20 @@
-"""Turn a foreground-probability map into an instance label image.
+"""Turn a network's probability maps into an instance label image.
 
 Pipeline: threshold -> fill holes -> connected components -> drop small objects ->
-optional distance-transform watershed to split touching nuclei -> drop small fragments ->
-sequential relabel (0 background, 1..N).
+optional split of touching nuclei -> drop small fragments -> sequential relabel
+(0 background, 1..N).
+
+Touching nuclei are split by one of two watersheds:
+
+* ``split="watershed"`` needs only the foreground: markers are the peaks of the distance
+  transform of the thresholded mask;
+* ``split="markers"`` uses a second channel trained for it (``data.target=border`` or
+  ``distance``, see :mod:`nuclei.data.targets`), as the DSB2018 winners did: markers are
+  the connected components of ``(fg > marker_threshold) & (border < border_threshold)``
+  (or ``& (distance > distance_threshold)``), and they flood the foreground.
+
+``split="auto"`` (the default) is ``markers`` for a model with a border or distance channel
+and ``none`` (connected components) for a binary one.
 """
 
 from __future__ import annotations
@@ -16,10 +28,22 @@ from skimage.measure import label
 from skimage.morphology import h_maxima
 from skimage.segmentation import relabel_sequential, watershed
 
-__all__ = ["SPLIT_METHODS", "PostprocessConfig", "binarize", "instances_from_probability"]
+__all__ = [
+    "FLOOD_SURFACES",
+    "SPLIT_METHODS",
+    "PostprocessConfig",
+    "binarize",
+    "instances_from_maps",
+    "instances_from_probability",
+    "resolve_split",
+]
 
 #: Allowed values of ``PostprocessConfig.split``.
-SPLIT_METHODS: tuple[str, ...] = ("none", "watershed")
+SPLIT_METHODS: tuple[str, ...] = ("none", "watershed", "markers", "auto")
+#: Allowed values of ``PostprocessConfig.flood``.
+FLOOD_SURFACES: tuple[str, ...] = ("probability", "distance")
+#: Targets whose second channel seeds ``split="markers"``.
+MARKER_TARGETS: tuple[str, ...] = ("border", "distance")
 
 
 @dataclass
@@ -30,8 +54,10 @@ class PostprocessConfig:
         threshold: a pixel is foreground when its probability is strictly greater than this.
         min_area: objects (and watershed fragments) with fewer pixels than this are removed.
         fill_holes: fill background regions enclosed by foreground before labelling.
-        split: ``"none"`` (connected components only) or ``"watershed"`` (split touching
-            nuclei along the necks of the distance transform).
+        split: ``"none"`` (connected components only), ``"watershed"`` (split touching
+            nuclei along the necks of the distance transform), ``"markers"`` (marker-controlled
+            watershed seeded from a border or distance channel) or ``"auto"`` (``markers``
+            when the model predicts such a channel, else ``none``).
         min_distance: watershed only; minimum spacing in pixels between two markers (peaks
             of the distance transform). Larger values split less.
         h: watershed only; a distance-transform peak becomes a marker only if it rises at
@@ -43,16 +69,31 @@ class PostprocessConfig:
         connectivity: pixel connectivity of an object, 1 (4-neighbour) or 2 (8-neighbour).
             The default 1 keeps two nuclei that touch only at a corner apart; a
             thresholded nucleus is almost always 4-connected by itself.
+        marker_threshold: markers only; a marker pixel has foreground probability above this.
+        border_threshold: markers only (border target); a marker pixel has border
+            probability below this.
+        distance_threshold: markers only (distance target); a marker pixel has predicted
+            normalised distance above this.
+        min_marker_area: markers only; markers with fewer pixels are ignored (noise).
+        flood: markers only; the surface the markers flood: ``"probability"`` (the
+            foreground probability, times ``1 - border`` for a border model, or the
+            predicted distance for a distance model) or ``"distance"`` (the distance
+            transform of the thresholded mask).
     """
 
     threshold: float = 0.5
     min_area: int = 10
     fill_holes: bool = True
-    split: str = "none"
+    split: str = "auto"
     min_distance: int = 3
     h: float = 1.0
     compactness: float = 0.0
     connectivity: int = 1
+    marker_threshold: float = 0.5
+    border_threshold: float = 0.5
+    distance_threshold: float = 0.5
+    min_marker_area: int = 2
+    flood: str = "probability"
 
     def __post_init__(self) -> None:
         if self.split not in SPLIT_METHODS:
@@ -69,6 +110,20 @@ class PostprocessConfig:
             raise ValueError(f"compactness must be >= 0, got {self.compactness}")
         if self.connectivity not in (1, 2):
             raise ValueError(f"connectivity must be 1 or 2, got {self.connectivity}")
+        for name in ("marker_threshold", "border_threshold", "distance_threshold"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.min_marker_area < 1:
+            raise ValueError(f"min_marker_area must be >= 1, got {self.min_marker_area}")
+        if self.flood not in FLOOD_SURFACES:
+            raise ValueError(f"flood must be one of {FLOOD_SURFACES}, got {self.flood!r}")
+
+
+def resolve_split(split: str, target: str = "binary") -> str:
+    """The split method ``split`` stands for with a model trained on ``target``."""
+    if split == "auto":
+        return "markers" if target in MARKER_TARGETS else "none"
+    return split
 
 
 def _check_2d(prob: np.ndarray) -> np.ndarray:
@@ -131,11 +186,8 @@ def _watershed_split(components: np.ndarray, config: PostprocessConfig) -> np.nd
     return split
 
 
-def instances_from_probability(
-    prob: np.ndarray, config: PostprocessConfig | None = None
-) -> np.ndarray:
-    """Instance labels (H, W) int32, 0 background and 1..N, from an (H, W) probability map."""
-    config = config or PostprocessConfig()
+def _foreground(prob: np.ndarray, config: PostprocessConfig) -> np.ndarray:
+    """Thresholded foreground, holes filled when asked."""
     mask = binarize(prob, config.threshold)
     if config.fill_holes:
         # A hole is background not connected to the image border under the connectivity
@@ -143,9 +195,68 @@ def instances_from_probability(
         background_conn = 3 - config.connectivity
         structure = ndi.generate_binary_structure(2, background_conn)
         mask = ndi.binary_fill_holes(mask, structure=structure)
-    labels = label(mask, connectivity=config.connectivity)
+    return mask
+
+
+def _marker_split(
+    maps: np.ndarray, mask: np.ndarray, config: PostprocessConfig, target: str
+) -> np.ndarray:
+    """Marker-controlled watershed of ``mask`` seeded from the marker channel of ``maps``."""
+    fg = maps[0]
+    seeds = fg > config.marker_threshold
+    surface = fg
+    if target == "border" and maps.shape[0] > 1:
+        seeds &= maps[1] < config.border_threshold
+        surface = fg * (1.0 - maps[1])
+    elif target == "distance" and maps.shape[0] > 1:
+        seeds &= maps[1] > config.distance_threshold
+        surface = maps[1]
+    seeds &= mask
+    markers = label(seeds, connectivity=config.connectivity)
+    markers = _remove_small(markers, config.min_marker_area)
+    if config.flood == "distance":
+        surface = ndi.distance_transform_edt(mask)
+    split = watershed(-surface, markers, mask=mask, connectivity=config.connectivity)
+    # Objects without a marker (all border, or too faint for one) keep their connected
+    # component instead of vanishing.
+    orphan = mask & (split == 0)
+    if orphan.any():
+        components = label(orphan, connectivity=config.connectivity)
+        split[orphan] = components[orphan] + split.max()
+    return split
+
+
+def instances_from_maps(
+    maps: np.ndarray, config: PostprocessConfig | None = None, target: str = "binary"
+) -> np.ndarray:
+    """Instance labels (H, W) int32, 0 background and 1..N, from a model's (C, H, W) maps.
+
+    Channel 0 is the foreground probability; for ``target="border"`` (or ``"distance"``)
+    channel 1 is the predicted border (distance) map that seeds ``split="markers"``. An
+    (H, W) array is taken as the foreground alone. Without a marker channel, ``markers``
+    seeds from ``fg > marker_threshold`` only.
+    """
+    config = config or PostprocessConfig()
+    maps = np.asarray(maps)
+    if maps.ndim == 2:
+        maps = maps[None]
+    if maps.ndim != 3 or maps.shape[0] < 1:
+        raise ValueError(f"maps must be (C, H, W) or (H, W), got shape {maps.shape}")
+    split = resolve_split(config.split, target)
+    mask = _foreground(maps[0], config)
+    if split == "markers":
+        labels = _marker_split(maps, mask, config, target) if mask.any() else label(mask)
+    else:
+        labels = label(mask, connectivity=config.connectivity)
     labels = _remove_small(labels, config.min_area)
-    if config.split == "watershed" and labels.any():
+    if split == "watershed" and labels.any():
         labels = _remove_small(_watershed_split(labels, config), config.min_area)
     relabelled, _, _ = relabel_sequential(labels)
     return relabelled.astype(np.int32, copy=False)
+
+
+def instances_from_probability(
+    prob: np.ndarray, config: PostprocessConfig | None = None
+) -> np.ndarray:
+    """Instance labels (H, W) int32, 0 background and 1..N, from an (H, W) probability map."""
+    return instances_from_maps(_check_2d(prob), config, "binary")

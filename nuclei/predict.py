@@ -25,8 +25,8 @@ from rich.table import Table
 
 from nuclei.data.io import IMAGE_SUFFIXES, ImageReadError, read_image
 from nuclei.image_guard import ImageTooLargeError, pillow_pixel_limit, refuse_oversized
-from nuclei.inference import SIZE_MODES, predict_probabilities
-from nuclei.postprocess import PostprocessConfig, instances_from_probability
+from nuclei.inference import SIZE_MODES, predict_maps
+from nuclei.postprocess import PostprocessConfig, instances_from_maps
 from nuclei.prediction_output import PredictionWriter
 from nuclei.runs import CheckpointError, load_run, postprocess_of, restore_task
 
@@ -152,8 +152,13 @@ def segment_images(
     postprocess: PostprocessConfig,
     max_pixels: int,
     progress: bool = True,
+    target: str = "binary",
 ) -> PredictionReport:
-    """Predict, postprocess and write every image; unreadable ones are recorded, not fatal."""
+    """Predict, postprocess and write every image; unreadable ones are recorded, not fatal.
+
+    ``target`` is what the network was trained on: for ``border`` (or ``distance``) its
+    second channel seeds the marker watershed (``postprocess.split=auto`` or ``markers``).
+    """
     report = PredictionReport(output_dir=writer.output_dir)
     # Resized images batch together; a tiled image batches its own windows.
     per_step = settings.batch_size if settings.size_mode == "resize" else 1
@@ -171,7 +176,7 @@ def segment_images(
                     bar.advance(job)
             if not loaded:
                 continue
-            probs = predict_probabilities(
+            probs = predict_maps(
                 net,
                 [image for _, image in loaded],
                 size_mode=settings.size_mode,
@@ -182,7 +187,7 @@ def segment_images(
                 device=settings.device,
             )
             for (path, image), prob in zip(loaded, probs, strict=True):
-                labels = instances_from_probability(prob, postprocess)
+                labels = instances_from_maps(prob, postprocess, target)
                 count = writer.write(path.stem, path, image, labels)
                 report.images.append(path.stem)
                 report.nuclei += count
@@ -210,17 +215,27 @@ def predict(cfg: DictConfig) -> PredictionReport:
     """Segment ``cfg.input`` with the checkpoint ``cfg.ckpt_path`` into ``cfg.output``."""
     started = time.perf_counter()
     run = load_run(cfg.ckpt_path, trust=cfg.trust_checkpoint)
-    postprocess = postprocess_of(run, cfg.get("postprocess"))
+    postprocess = postprocess_of(
+        run, cfg.get("postprocess"), use_tuned=cfg.get("tuned_postprocess", True)
+    )
     settings = prediction_settings(run.config.data, cfg)
     paths = find_images(cfg.input)
     net = restore_task(run).to(settings.device)
     log.info("Segmenting %d image(s) from %s: %s", len(paths), cfg.input, settings.describe())
+    log.info("Target %s; postprocessing %s", run.target, postprocess)
     with (
         PredictionWriter(output_directory(cfg), overlay=cfg.overlay) as writer,
         pillow_pixel_limit(int(cfg.max_pixels)),
     ):
         report = segment_images(
-            net, paths, writer, settings, postprocess, int(cfg.max_pixels), cfg.progress_bar
+            net,
+            paths,
+            writer,
+            settings,
+            postprocess,
+            int(cfg.max_pixels),
+            cfg.progress_bar,
+            target=run.target,
         )
     print_report(report, time.perf_counter() - started)
     return report

@@ -8,6 +8,7 @@ the trained weights (:func:`restore_task`).
 
 from __future__ import annotations
 
+import json
 import logging
 import pickle
 import re
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Checkpoint entry holding the resolved training configuration (see SegmentationTask).
 CONFIG_KEY = "nuclei_config"
+#: Tuned postprocessing settings of a run (scripts/tune_postprocess.py), in its directory.
+TUNED_POSTPROCESS_FILE = "postprocess.json"
 
 
 class CheckpointError(RuntimeError):
@@ -42,6 +45,17 @@ class Run:
     checkpoint: dict[str, Any]
     config: DictConfig
     directory: Path
+
+    @property
+    def target(self) -> str:
+        """What the network was trained to predict (``data.target``; ``binary`` for old runs)."""
+        task = self.config.get("task") or {}
+        return str(task.get("target") or self.config.data.get("target") or "binary")
+
+    @property
+    def tuned_postprocess_file(self) -> Path:
+        """Where tuned postprocessing settings of this run live (may not exist)."""
+        return self.directory / TUNED_POSTPROCESS_FILE
 
     @property
     def split_file(self) -> Path | None:
@@ -176,12 +190,30 @@ def merge_given(base: DictConfig, given: DictConfig | None) -> DictConfig:
     return merged
 
 
-def postprocess_of(run: Run, given: DictConfig | None = None) -> PostprocessConfig:
-    """The run's postprocessing settings (as its task used them), with ``given`` on top."""
+def read_tuned_postprocess(path: Path) -> dict[str, Any]:
+    """The ``settings`` of a tuned-postprocessing file (``postprocess.json``)."""
+    try:
+        record = json.loads(path.read_text())
+        settings = dict(record["settings"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a tuned postprocessing file ({exc})") from exc
+    return settings
+
+
+def postprocess_of(
+    run: Run, given: DictConfig | None = None, use_tuned: bool = True
+) -> PostprocessConfig:
+    """The run's postprocessing settings, from lowest to highest precedence: the defaults,
+    the run's config (as its task used them), the run's tuned ``postprocess.json`` (when
+    ``use_tuned`` and it exists), then ``given``."""
     stored = run.config.task.get("postprocess") or run.config.get("postprocess")
     base = OmegaConf.create(asdict(PostprocessConfig()))
     if stored is not None:
         base = OmegaConf.merge(base, stored)
+    tuned = run.tuned_postprocess_file
+    if use_tuned and tuned.is_file():
+        base = OmegaConf.merge(base, read_tuned_postprocess(tuned))
+        log.info("Using the tuned postprocessing of %s", tuned)
     merged = merge_given(base, given)
     try:
         return PostprocessConfig(**OmegaConf.to_container(merged))  # type: ignore[arg-type]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -16,8 +16,9 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryF1Score, BinaryJaccardIndex
 from torchvision.utils import make_grid
 
+from nuclei.data.targets import check_target, target_channels
 from nuclei.metrics import DSBInstanceMetric
-from nuclei.postprocess import PostprocessConfig, instances_from_probability
+from nuclei.postprocess import PostprocessConfig, instances_from_maps
 
 Batch = dict[str, Any]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -41,8 +42,42 @@ def foreground_metrics(threshold: float) -> MetricCollection:
     )
 
 
+def masked_mean(values: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``values`` (N, H, W) over the pixels where ``valid`` (N, H, W) is True."""
+    if valid is None:
+        return values.mean()
+    return values[valid].mean()
+
+
+def soft_dice_loss(
+    prob: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None
+) -> torch.Tensor:
+    """``1 - Dice`` of probabilities against a target (N, H, W), pooled over the batch."""
+    if valid is not None:
+        prob, target = prob[valid], target[valid]
+    intersection = (prob * target).sum()
+    return 1.0 - (2.0 * intersection + 1.0) / (prob.sum() + target.sum() + 1.0)
+
+
+def as_rgb(maps: torch.Tensor) -> torch.Tensor:
+    """A (C, H, W) map as an RGB tile: grey for one channel, else channels as red, green..."""
+    if maps.shape[0] == 1:
+        return maps.expand(3, -1, -1)
+    rgb = torch.zeros((3, *maps.shape[1:]), dtype=maps.dtype, device=maps.device)
+    rgb[: min(3, maps.shape[0])] = maps[:3]
+    return rgb
+
+
 class SegmentationTask(L.LightningModule):
-    """Binary nuclei segmentation: BCE-with-logits loss, foreground metrics, image grids.
+    """Nuclei segmentation: BCE-with-logits loss, foreground metrics, image grids.
+
+    ``target`` (``data.target``, see :mod:`nuclei.data.targets`) is what the network
+    predicts: ``binary`` (one foreground channel, trained exactly as always: plain BCE,
+    ``pos_weight`` on foreground pixels, unless ``dice_weight`` > 0), ``border`` or
+    ``distance`` (a second channel, learnt from the batch's ``target``). The loss is then
+    the ``channel_weights``-weighted mean over channels of BCE (+ ``dice_weight`` x soft
+    Dice); ``pos_weight`` weighs channel 0 only. Pixel metrics (``acc``, ``iou``, ``dice``)
+    always score channel 0, the foreground, against ``mask``, as for a binary model.
 
     The optimizer and scheduler are injected as factories (Hydra ``_partial_: true``), so
     this module does not hard-code them. Metrics are torchmetrics objects logged as such,
@@ -68,15 +103,35 @@ class SegmentationTask(L.LightningModule):
         num_logged_images: int = 4,
         postprocess: Mapping[str, Any] | PostprocessConfig | None = None,
         map_every_n_epochs: int = 5,
+        target: str = "binary",
+        channel_weights: Sequence[float] | None = None,
+        dice_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if map_every_n_epochs < 0:
             raise ValueError(f"map_every_n_epochs must be >= 0, got {map_every_n_epochs}")
+        channels = target_channels(check_target(target))
+        if channel_weights is None:
+            channel_weights = [1.0] * channels
+        channel_weights = [float(w) for w in channel_weights]
+        if len(channel_weights) != channels or min(channel_weights) < 0 or not any(channel_weights):
+            raise ValueError(
+                f"channel_weights must be {channels} non-negative number(s), not all 0, for "
+                f"target={target}; got {channel_weights}"
+            )
+        if dice_weight < 0:
+            raise ValueError(f"dice_weight must be >= 0, got {dice_weight}")
+        self.target = target
+        self.channel_weights = channel_weights
+        self.dice_weight = float(dice_weight)
         if not isinstance(postprocess, PostprocessConfig):
             postprocess = PostprocessConfig(**dict(postprocess or {}))
         self.postprocess = postprocess
         self.map_every_n_epochs = map_every_n_epochs
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "postprocess"])
+        self.save_hyperparameters(
+            ignore=["net", "optimizer", "scheduler", "postprocess", "channel_weights"]
+        )
+        self.hparams["channel_weights"] = channel_weights
         self.hparams["postprocess"] = asdict(postprocess)  # plain dict: safe to unpickle
         self.net = net
         self.optimizer_factory = optimizer
@@ -99,22 +154,51 @@ class SegmentationTask(L.LightningModule):
         self.input_memory_format = torch.contiguous_format
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        """Logits (N, 1, H, W) for images (N, 3, H, W) in [0, 1]."""
+        """Logits (N, C, H, W) for images (N, 3, H, W) in [0, 1]; C follows the target."""
         return self.net(image.contiguous(memory_format=self.input_memory_format))
 
     def loss(self, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Binary cross-entropy with logits, optionally weighting foreground pixels."""
         return F.binary_cross_entropy_with_logits(logits, mask, pos_weight=self.pos_weight)
 
+    def target_loss(
+        self, logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Channel-weighted mean of per-channel BCE (+ ``dice_weight`` x soft Dice).
+
+        ``logits`` and ``target`` are (N, C, H, W); ``valid`` (N, 1, H, W) marks the scored
+        pixels (None: all). ``pos_weight`` weighs the foreground pixels of channel 0.
+        """
+        mask = None if valid is None else valid[:, 0]
+        total = logits.new_zeros(())
+        for channel, weight in enumerate(self.channel_weights):
+            if weight == 0:
+                continue
+            pos_weight = self.pos_weight if channel == 0 else None
+            bce = F.binary_cross_entropy_with_logits(
+                logits[:, channel], target[:, channel], pos_weight=pos_weight, reduction="none"
+            )
+            term = masked_mean(bce, mask)
+            if self.dice_weight > 0:
+                prob = torch.sigmoid(logits[:, channel])
+                term = term + self.dice_weight * soft_dice_loss(prob, target[:, channel], mask)
+            total = total + weight * term
+        return total / sum(self.channel_weights)
+
     def _shared_step(
         self, batch: Batch, metrics: MetricCollection, stage: str
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and logits of a batch; logs the loss and updates the pixel metrics."""
         logits = self(batch["image"])
-        scored, target = logits, batch["mask"]
+        foreground = logits[:, :1]
+        scored, target = foreground, batch["mask"]
         if "valid" in batch:  # whole images padded to the stride: padding is not scored
-            scored, target = logits[batch["valid"]], target[batch["valid"]]
-        loss = self.loss(scored, target)
+            scored, target = foreground[batch["valid"]], target[batch["valid"]]
+        if self.target == "binary" and self.dice_weight == 0:
+            loss = self.loss(scored, target)  # the binary model's loss, as it always was
+        else:
+            full = batch["target"] if "target" in batch else batch["mask"]
+            loss = self.target_loss(logits, full, batch.get("valid"))
         batch_size = batch["image"].shape[0]
         metrics.update(torch.sigmoid(scored.detach()), target.int())
         if stage == "train":
@@ -142,17 +226,19 @@ class SegmentationTask(L.LightningModule):
     def _update_instance_metric(
         self, metric: DSBInstanceMetric, batch: Batch, logits: torch.Tensor
     ) -> None:
-        """Postprocess each probability map into instances and score them against ``labels``.
+        """Postprocess each image's probability maps into instances and score them against
+        ``labels`` (with the border/distance channel too, for such a target).
 
         Batches of padded whole images (with a ``size`` entry) are cropped back to each
         image's own (height, width) first, so padding adds no false nuclei.
         """
-        probs = torch.sigmoid(logits.detach()).float().cpu().numpy()[:, 0]
+        probs = torch.sigmoid(logits.detach()).float().cpu().numpy()
         labels = batch["labels"].cpu().numpy()
         sizes = batch["size"].tolist() if "size" in batch else [labels.shape[-2:]] * len(labels)
         predicted, truth = [], []
         for prob, label, (height, width) in zip(probs, labels, sizes, strict=True):
-            predicted.append(instances_from_probability(prob[:height, :width], self.postprocess))
+            maps = prob[:, :height, :width]
+            predicted.append(instances_from_maps(maps, self.postprocess, self.target))
             truth.append(label[:height, :width])
         metric.update(predicted, truth)
 
@@ -172,7 +258,9 @@ class SegmentationTask(L.LightningModule):
         """Validation loss and metrics; keeps the first batch for the image grid."""
         if batch_idx == 0 and self.num_logged_images > 0:
             self._grid_batch = {
-                k: v[: self.num_logged_images] for k, v in batch.items() if k in ("image", "mask")
+                k: v[: self.num_logged_images]
+                for k, v in batch.items()
+                if k in ("image", "mask", "target")
             }
         _, logits = self._shared_step(batch, self.val_metrics, "val")
         if self._instance_metric_due():
@@ -184,7 +272,7 @@ class SegmentationTask(L.LightningModule):
         self._update_instance_metric(self.test_instance_metric, batch, logits)
 
     def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
-        """Foreground probabilities (N, 1, H, W)."""
+        """Probabilities (N, C, H, W): foreground, then the target's border/distance channel."""
         image = batch["image"] if isinstance(batch, dict) else batch
         return torch.sigmoid(self(image))
 
@@ -201,11 +289,12 @@ class SegmentationTask(L.LightningModule):
         if not loggers or not self.trainer.is_global_zero:
             return
         images = self._grid_batch["image"]
+        truths = self._grid_batch.get("target", self._grid_batch["mask"])
         with torch.no_grad():
             probs = torch.sigmoid(self(images))
         tiles = []
-        for image, mask, prob in zip(images, self._grid_batch["mask"], probs, strict=True):
-            tiles += [image, mask.expand(3, -1, -1), prob.expand(3, -1, -1)]
+        for image, truth, prob in zip(images, truths, probs, strict=True):
+            tiles += [image, as_rgb(truth), as_rgb(prob)]
         grid = make_grid(torch.stack(tiles).float().cpu(), nrow=3, padding=2, pad_value=1.0)
         for logger in loggers:
             logger.experiment.add_image("val/prediction_grid", grid, self.global_step)

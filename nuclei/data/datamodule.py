@@ -28,6 +28,7 @@ from nuclei.data.layouts import (
     scan_folder,
 )
 from nuclei.data.synthetic import ensure_synthetic_dataset
+from nuclei.data.targets import INSTANCE_TARGETS, check_target
 from nuclei.data.validation import (
     ON_BAD_FILE,
     DataValidationError,
@@ -104,6 +105,11 @@ class NucleiDataModule(L.LightningDataModule):
     (those batches carry ``valid`` and ``size``, see :func:`pad_collate`).
     The test split is ``test_root`` (with ``test_labels`` for ``stage1_test``), or found next
     to the training data (``<root>/test`` or ``<root>/stage1_test`` + ``stage1_solution.csv``).
+
+    ``target`` is what the network learns (:mod:`nuclei.data.targets`): ``binary`` (the
+    foreground), ``border`` (foreground + the band of ``border_width`` pixels where nuclei
+    touch) or ``distance``. The last two need true instances (Kaggle masks or a solution
+    CSV); the flat layout's merged masks are refused for them.
     """
 
     def __init__(
@@ -134,8 +140,13 @@ class NucleiDataModule(L.LightningDataModule):
         brightness_contrast: bool = False,
         invert: bool = False,
         on_bad_file: str = "error",
+        target: str = "binary",
+        border_width: int = 1,
     ) -> None:
         super().__init__()
+        check_target(target)
+        if border_width < 1:
+            raise ValueError(f"border_width must be a positive integer, got {border_width}")
         if size_mode not in SIZE_MODES:
             raise ValueError(f"size_mode must be one of {SIZE_MODES}, got {size_mode!r}")
         if on_bad_file not in ON_BAD_FILE:
@@ -173,6 +184,8 @@ class NucleiDataModule(L.LightningDataModule):
         self.pad_multiple = pad_multiple
         self.eval_batch_size = eval_batch_size
         self.on_bad_file = on_bad_file
+        self.target = target
+        self.border_width = border_width
         self.train_dataset: NucleiDataset | None = None
         self.val_dataset: NucleiDataset | None = None
         self.test_dataset: NucleiDataset | None = None
@@ -277,6 +290,21 @@ class NucleiDataModule(L.LightningDataModule):
             hint = next((e.hint for e in errors if e.hint), "")
             raise DataValidationError(where, [p for e in errors for p in e.problems], hint)
 
+    def check_instances(self, source: DataSource) -> None:
+        """Refuse an instance target (border, distance) on merged masks, which lack instances."""
+        if self.target not in INSTANCE_TARGETS:
+            return
+        merged = [s.sample_id for s in source.samples if not s.has_instances]
+        if merged:
+            raise LayoutError(
+                f"data.target={self.target} needs the instance masks of each nucleus, but "
+                f"{source.base} ({source.layout} layout) has one merged mask per image for "
+                f"{len(merged)} sample(s) (e.g. {some(merged)}): instances there are only "
+                "connected components, so touching nuclei are already merged and have no "
+                "border between them to learn. Use data in the Kaggle layout (one mask per "
+                "nucleus) or stage1_test with its solution CSV, or data.target=binary."
+            )
+
     def _decode(
         self, source: DataSource, wanted: Sequence[str], report: SplitReport
     ) -> tuple[DecodedSamples, set[str]]:
@@ -329,6 +357,7 @@ class NucleiDataModule(L.LightningDataModule):
 
     def _setup_fit(self) -> None:
         source = scan_folder(self.data_root, self.layout, split="train")
+        self.check_instances(source)
         report = SplitReport("train/val", str(self.data_root), source.layout)
         self.reports["train/val"] = report
         available = {s.sample_id for s in source.samples} | set(source.bad)
@@ -372,6 +401,7 @@ class NucleiDataModule(L.LightningDataModule):
         source = scan_folder(root, "auto", split="test")
         if labels is not None:
             source = attach_solution(source, labels)
+        self.check_instances(source)
         report = SplitReport("test", str(root), source.layout, str(labels) if labels else None)
         self.reports["test"] = report
         wanted = sorted({s.sample_id for s in source.samples} | set(source.bad))
@@ -398,8 +428,12 @@ class NucleiDataModule(L.LightningDataModule):
                 np.stack(labels) if labels else np.zeros((0, size, size), np.int32),
                 ids,
                 transform,
+                target=self.target,
+                border_width=self.border_width,
             )
-        return NucleiDataset(images, labels, ids, transform)
+        return NucleiDataset(
+            images, labels, ids, transform, target=self.target, border_width=self.border_width
+        )
 
     def split_record(self) -> dict[str, Any]:
         """The split as saved in the run directory: settings and the ids of each side."""

@@ -19,6 +19,7 @@ from nuclei.data.io import ImageReadError, read_image, read_instance_masks, read
 from nuclei.data.layouts import SampleFiles
 from nuclei.data.rle import RLEError
 from nuclei.data.solution import SolutionError, solution_labels
+from nuclei.data.targets import make_target
 
 Batch = dict[str, torch.Tensor | list[str]]
 # What a bad file raises while it is decoded; anything else is a bug and propagates.
@@ -135,6 +136,9 @@ class NucleiDataset(Dataset):
     ``labels`` (H,W) int32 instance ids and ``id``.
 
     ``images``/``labels`` are stacked arrays (all one size) or lists of arrays of any size.
+    With a ``target`` other than ``"binary"`` a sample also has ``target`` (C,H,W) float,
+    derived from its labels after augmentation (:func:`nuclei.data.targets.make_target`), so
+    every channel follows the flips, rotations and crops of the image.
     """
 
     def __init__(
@@ -143,6 +147,8 @@ class NucleiDataset(Dataset):
         labels: np.ndarray | Sequence[np.ndarray],
         sample_ids: Sequence[str],
         transform: A.Compose | None = None,
+        target: str = "binary",
+        border_width: int = 1,
     ) -> None:
         if not len(images) == len(labels) == len(sample_ids):
             raise ValueError("images, labels and sample_ids must have the same length")
@@ -150,6 +156,8 @@ class NucleiDataset(Dataset):
         self.labels = labels
         self.sample_ids = list(sample_ids)
         self.transform = transform
+        self.target = target
+        self.border_width = border_width
 
     def __len__(self) -> int:
         return len(self.images)
@@ -161,12 +169,17 @@ class NucleiDataset(Dataset):
             image, labels = out["image"], out["mask"]
         image_t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
         labels_t = torch.from_numpy(np.ascontiguousarray(labels))
-        return {
+        sample = {
             "image": image_t,
             "mask": (labels_t > 0).unsqueeze(0).float(),
             "labels": labels_t,
             "id": self.sample_ids[index],
         }
+        if self.target != "binary":
+            sample["target"] = torch.from_numpy(
+                make_target(np.asarray(labels), self.target, self.border_width)
+            )
+        return sample
 
 
 def pad_collate(samples: list[dict[str, torch.Tensor | str]], multiple: int = 32) -> Batch:
@@ -176,7 +189,8 @@ def pad_collate(samples: list[dict[str, torch.Tensor | str]], multiple: int = 32
     of ``multiple`` (the network's stride). Images are mirrored into the padding (natural
     context for the network), masks and labels padded with 0. Two keys are added:
     ``valid`` (N,1,H,W) bool, True on real pixels, and ``size`` (N,2) int64, each sample's
-    own (height, width): ``x[i, ..., :h, :w]`` recovers sample ``i``.
+    own (height, width): ``x[i, ..., :h, :w]`` recovers sample ``i``. A ``target`` (C,H,W),
+    when the samples have one, is padded with 0 like the mask.
     """
     sizes = [tuple(s["image"].shape[-2:]) for s in samples]
     height = math.ceil(max(h for h, _ in sizes) / multiple) * multiple
@@ -192,7 +206,7 @@ def pad_collate(samples: list[dict[str, torch.Tensor | str]], multiple: int = 32
         masks[k, :, :h, :w] = sample["mask"]
         labels[k, :h, :w] = sample["labels"]
         valid[k, :, :h, :w] = True
-    return {
+    batch: Batch = {
         "image": images,
         "mask": masks,
         "labels": labels,
@@ -200,3 +214,10 @@ def pad_collate(samples: list[dict[str, torch.Tensor | str]], multiple: int = 32
         "valid": valid,
         "size": torch.tensor(sizes, dtype=torch.int64),
     }
+    if "target" in samples[0]:
+        channels = samples[0]["target"].shape[0]
+        targets = torch.zeros((n, channels, height, width), dtype=torch.float32)
+        for k, (sample, (h, w)) in enumerate(zip(samples, sizes, strict=True)):
+            targets[k, :, :h, :w] = sample["target"]
+        batch["target"] = targets
+    return batch
