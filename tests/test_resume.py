@@ -60,7 +60,6 @@ def kill_after_first_checkpoint(command: list[str], run_dir: Path) -> None:
     assert process.returncode == -signal.SIGKILL
 
 
-@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_metrics(synthetic_root: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     reference, killed = tmp_path / "reference", tmp_path / "killed"
