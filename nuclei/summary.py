@@ -2,7 +2,8 @@
 
 Reads every run of a Hydra multirun folder (its ``.hydra/overrides.yaml``, ``metrics.json``
 and TensorBoard ``val/iou`` curve), prints a table sorted by ``val/iou``, and writes
-``summary.csv``, ``summary.md`` and ``val_iou.png`` (the validation IoU curves of all runs).
+``summary.csv``, ``summary.md`` and ``val_iou.png`` (the validation IoU curves of all runs,
+drawn with matplotlib).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
-from PIL import Image, ImageDraw, ImageFont
 from rich.console import Console
 from rich.table import Table
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -25,19 +25,6 @@ SORT_METRIC = "val/iou"
 CURVE_TAG = "val/iou"
 METRIC_COLUMNS = ("val/iou", "val/loss", "val/acc", "val/dice", "val/map")
 FACT_COLUMNS = ("epochs", "wall_time_s")
-#: Line colours of the plot, one per run (repeating).
-PALETTE = (
-    (31, 119, 180),
-    (255, 127, 14),
-    (44, 160, 44),
-    (214, 39, 40),
-    (148, 103, 189),
-    (140, 86, 75),
-    (227, 119, 194),
-    (127, 127, 127),
-    (188, 189, 34),
-    (23, 190, 207),
-)
 
 
 @dataclass
@@ -132,47 +119,28 @@ def write_markdown(runs: Sequence[RunSummary], path: Path) -> Path:
 
 
 def plot_curves(runs: Sequence[RunSummary], path: Path, size: tuple[int, int] = (900, 560)) -> Path:
-    """Draw every run's validation IoU against the training step as a PNG (Pillow)."""
-    width, height = size
-    left, right, top, bottom = 70, 240, 40, 60
-    image = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default()
-    points = [p for run in runs for p in run.curve]
-    max_step = max((step for step, _ in points), default=1) or 1
-    low = min(0.0, min((v for _, v in points), default=0.0))
-    high = max(1.0, max((v for _, v in points), default=1.0))
+    """Plot every run's validation IoU against the training step, with a legend, as a PNG."""
+    import matplotlib
 
-    def xy(step: float, value: float) -> tuple[float, float]:
-        x = left + (width - left - right) * step / max_step
-        y = height - bottom - (height - top - bottom) * (value - low) / (high - low)
-        return x, y
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
 
+    dpi = 100
+    figure, axes = plt.subplots(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
     _, rows = table_rows(runs)
-    draw.rectangle([left, top, width - right, height - bottom], outline="black")
-    for tick in range(6):
-        value = low + (high - low) * tick / 5
-        x, y = xy(0, value)
-        draw.line([x - 4, y, x, y], fill="black")
-        draw.text((x - 40, y - 6), f"{value:.1f}", fill="black", font=font)
-        step = max_step * tick / 5
-        sx, sy = xy(step, low)
-        draw.line([sx, sy, sx, sy + 4], fill="black")
-        draw.text((sx - 10, sy + 8), f"{step:.0f}", fill="black", font=font)
-    draw.text((width // 2 - 80, height - 30), "training step", fill="black", font=font)
-    draw.text((left, 12), f"{CURVE_TAG} of every run", fill="black", font=font)
-    for index, run in enumerate(runs):
-        colour = PALETTE[index % len(PALETTE)]
-        line = [xy(step, value) for step, value in run.curve]
-        if len(line) > 1:
-            draw.line(line, fill=colour, width=2)
-        for x, y in line:
-            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
-        legend_y = top + 16 * index
-        draw.line([width - right + 12, legend_y + 6, width - right + 32, legend_y + 6], colour, 3)
-        label = f"{run.name} {rows[index][1]}"[:34]
-        draw.text((width - right + 38, legend_y), label, fill="black", font=font)
-    image.save(path)
+    for run, row in zip(runs, rows, strict=True):
+        steps = [step for step, _ in run.curve]
+        values = [value for _, value in run.curve]
+        axes.plot(steps, values, marker="o", markersize=3, label=f"{run.name} {row[1]}"[:48])
+    axes.set_xlabel("training step")
+    axes.set_ylabel(CURVE_TAG)
+    axes.set_title(f"{CURVE_TAG} of every run")
+    axes.grid(alpha=0.3)
+    if runs:
+        axes.legend(fontsize="small", loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=dpi)
+    plt.close(figure)
     return path
 
 
