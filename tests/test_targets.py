@@ -110,3 +110,19 @@ def test_flat_layout_refuses_an_instance_target(tmp_path: Path) -> None:
     assert "Kaggle layout" in message
     with pytest.raises(ValueError, match="target must be one of"):
         NucleiDataModule(root=str(root), target="contours")
+
+
+@pytest.mark.parametrize("model", ["unet", "smp_unet"])
+def test_model_output_channels_follow_the_target(model: str) -> None:
+    from hydra import compose, initialize_config_module
+    from hydra.utils import instantiate
+
+    for target, channels in (("binary", 1), ("distance", 2), ("border", 2)):
+        with initialize_config_module(version_base="1.3", config_module="nuclei.conf"):
+            cfg = compose("train", overrides=[f"model={model}", f"data.target={target}"])
+        assert cfg.task.target == target
+        key = "out_channels" if model == "unet" else "classes"
+        assert cfg.model[key] == channels
+    with torch.no_grad():  # the border config's network really has two outputs
+        out = instantiate(cfg.model).eval()(torch.zeros(1, 3, 32, 32))
+    assert out.shape == (1, 2, 32, 32)
