@@ -58,3 +58,41 @@ def test_run_records_versions_commit_command_and_host(train_config) -> None:
 def test_git_commit_is_none_outside_a_checkout(tmp_path: Path) -> None:
     assert git_commit(tmp_path) is None
     assert run_info()["packages"]["nuclei"] == nuclei.__version__
+
+
+def test_a_run_is_reproduced_from_its_saved_config_alone(
+    synthetic_root: Path, tmp_path: Path
+) -> None:
+    """What the README tells a colleague: rerun from <run>/.hydra/config.yaml, same metrics."""
+    train_module = [sys.executable, "-m", "nuclei.train"]
+    original, rerun = tmp_path / "original", tmp_path / "rerun"
+    first = [
+        *train_module,
+        f"data.root={synthetic_root}",
+        "trainer=cpu",
+        "trainer.max_epochs=2",
+        "data.image_size=32",
+        "data.batch_size=4",
+        "data.decode_workers=1",
+        "model.depth=2",
+        "model.base_channels=4",
+        "optimizer.lr=3e-3",
+        "seed=7",
+        "callbacks.progress_bar=null",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        f"hydra.run.dir={original}",
+    ]
+    again = [
+        *train_module,
+        f"--config-path={original / '.hydra'}",
+        "--config-name=config",
+        f"hydra.run.dir={rerun}",
+    ]
+    for command in (first, again):
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    expected = json.loads((original / "metrics.json").read_text())
+    reproduced = json.loads((rerun / "metrics.json").read_text())
+    assert reproduced["seed"] == 7 and reproduced["epochs"] == 2
+    for key in set(expected) - RUN_SPECIFIC:
+        assert reproduced[key] == expected[key], key
