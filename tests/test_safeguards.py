@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,11 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(
 
 def test_atomic_checkpoint_io_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "model.ckpt"
-    AtomicCheckpointIO().save_checkpoint({"w": torch.arange(3)}, path)
+    previous = os.umask(0o022)
+    try:
+        AtomicCheckpointIO().save_checkpoint({"w": torch.arange(3)}, path)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # as open() makes it, not mkstemp's 0600
     assert torch.equal(torch.load(path, weights_only=True)["w"], torch.arange(3))
     assert [p.name for p in path.parent.iterdir()] == ["model.ckpt"]
