@@ -44,9 +44,9 @@ def default_grid(split: str) -> dict[str, list[Any]]:
     """The settings searched for a resolved ``split`` method (``markers``, ``none``...)."""
     if split == "markers":
         return {
-            "threshold": [0.4, 0.5, 0.6],
-            "marker_threshold": [0.5, 0.7],
-            "border_threshold": [0.2, 0.35, 0.5],
+            "threshold": [0.4, 0.5],
+            "marker_threshold": [0.5, 0.7, 0.9],
+            "border_threshold": [0.1, 0.15, 0.2, 0.3, 0.5],
             "flood": ["probability", "distance"],
         }
     if split == "watershed":

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     datamodule = build_datamodule(evaluation_data_config(run, None))
     maps, labels = validation_maps(run, datamodule, progress=not args.no_progress)
     rows = grid_search(maps, labels, base, grid, run.target, progress=not args.no_progress)
-    Console().print(grid_table(rows, list(grid), args.top))
+    Console(width=max(120, Console().width)).print(grid_table(rows, list(grid), args.top))
     best = rows[0]
     print(
         f"best on {len(maps)} validation images ({run.target} target, split={base.split}): "
