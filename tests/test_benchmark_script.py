@@ -66,6 +66,19 @@ def test_summary_holds_the_required_keys_and_ratios(benchmark) -> None:
     assert summary["predict_mpx_s_eager"] is None and summary["settings"]["batch"] == 2
 
 
+def test_summary_falls_back_on_the_interleaved_measurements(benchmark) -> None:
+    args = benchmark.parse_args(TINY)
+    args.started = "now"
+    runs = {
+        "speed_options": {"compiled_img_s": 11.0, "compiled_speedup": 1.3},
+        "predict_eager_vs_compiled": {"eager_mpx_s": 0.5, "compiled_mpx_s": 0.9, "speedup": 1.8},
+    }
+    summary = benchmark.summarise(args, runs)
+    assert summary["train_img_s_compiled"] == 11.0 and summary["compiled_speedup"] == 1.3
+    assert summary["predict_mpx_s_eager"] == 0.5 and summary["predict_mpx_s_compiled"] == 0.9
+    assert summary["predict_compile_speedup"] == 1.8
+
+
 def test_speed_options_worker_compares_every_option_with_eager(benchmark, monkeypatch) -> None:
     # Compilation is slow on a CPU and covered by test_speed_options.py: stub it out here.
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **_: None)
