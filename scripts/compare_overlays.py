@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 ],
             )
         )
-        print(f"{ckpt}: {run.target} map {scores['map']:.4f} on {ids[index]}")
+        print(f"{title}: {run.target} target, map {scores['map']:.4f} on {ids[index]}")
     width = sum(p.width for p in panels) + 8 * (len(panels) - 1)
     figure = Image.new("RGB", (width, panels[0].height), "white")
     x = 0
