@@ -7,8 +7,8 @@
   not a rename, when that folder is on another file system.)
 * :class:`StopOnNonFiniteLoss` stops training with a clear message at the first NaN or
   infinite training loss, before the backward pass, so the weights are still the last good
-  ones; Lightning's ``OnExceptionCheckpoint`` (in ``conf/callbacks/default.yaml``) then saves
-  them as ``checkpoints/on_exception.ckpt``, as it does for any exception mid-run.
+  ones; :class:`CheckpointOnException` (in ``conf/callbacks/default.yaml``) then saves them as
+  ``checkpoints/on_exception.ckpt``, as it does for any exception mid-run.
 """
 
 from __future__ import annotations
@@ -64,6 +64,34 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         _replace_atomically(Path(path), lambda file: torch.save(checkpoint, file))
+
+
+class CheckpointOnException(Callback):
+    """Save the weights to ``<dirpath>/on_exception.ckpt`` when fit, validate or test fails.
+
+    Lightning's own ``OnExceptionCheckpoint`` also does this, but its presence makes every
+    ``fit(ckpt_path=None)`` look for a "last" checkpoint to resume from: a run started in a
+    folder holding an older run's checkpoints would silently continue that run. Here
+    resuming stays explicit (``resume=`` or ``ckpt_path=``). The file is removed once a
+    later stage ends normally, so it never outlives the failure it records.
+    """
+
+    FILENAME = "on_exception.ckpt"
+
+    def __init__(self, dirpath: str | Path) -> None:
+        super().__init__()
+        self.path = Path(dirpath) / self.FILENAME
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        """Write the current state (every process calls this; rank 0 writes)."""
+        trainer.save_checkpoint(self.path)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """After a stage that ended normally, remove a file left by an earlier failure."""
+        if trainer.is_global_zero and not trainer.interrupted:
+            self.path.unlink(missing_ok=True)
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -49,12 +49,22 @@ def test_nan_loss_stops_the_run_and_leaves_the_last_good_weights(train_config) -
     weights = checkpoint["state_dict"].values()
     assert all(torch.isfinite(w).all() for w in weights if w.is_floating_point())
 
+    # Run again in the same folder without the fault: it starts afresh (resuming is explicit)
+    # and, ending normally, removes the exception checkpoint.
+    with open_dict(cfg):
+        del cfg.callbacks.poison
+    summary = train(cfg)
+    assert summary["epochs"] == 3
+    assert not (run_dir / "checkpoints" / "on_exception.ckpt").exists()
+
 
 def test_a_normal_run_uses_atomic_checkpoints_and_leaves_no_exception_checkpoint(
-    train_config,
+    train_config, recwarn: pytest.WarningsRecorder
 ) -> None:
     cfg = train_config("trainer.max_epochs=1", "task.map_every_n_epochs=0")
     train(cfg)
+    # No implicit "resume from the last checkpoint" (Lightning's OnExceptionCheckpoint does it).
+    assert not [w for w in recwarn if "last checkpoint" in str(w.message)]
     checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
     names = sorted(p.name for p in checkpoints.iterdir())
     assert "last.ckpt" in names and "on_exception.ckpt" not in names
