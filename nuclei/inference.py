@@ -23,7 +23,6 @@ __all__ = [
     "SIZE_MODES",
     "blend_window",
     "predict_maps",
-    "predict_probabilities",
     "resize_like_training",
     "resized_predict",
     "tile_starts",
@@ -223,24 +222,6 @@ def resized_predict(
             )
             results.append(native[0].cpu())
     return results
-
-
-def predict_probabilities(
-    net: Forward,
-    images: Sequence[np.ndarray],
-    size_mode: str = "resize",
-    image_size: int = 128,
-    tile: int = 512,
-    overlap: int = 64,
-    batch_size: int = 8,
-    device: torch.device | str | None = None,
-) -> list[np.ndarray]:
-    """Foreground probability (H, W) float32 per (H, W, 3) uint8 image, the way it was trained.
-
-    Channel 0 of :func:`predict_maps`.
-    """
-    maps = predict_maps(net, images, size_mode, image_size, tile, overlap, batch_size, device)
-    return [m[0] for m in maps]
 
 
 def predict_maps(

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PredictionSettings:
-    """How images go through the network (see :func:`nuclei.inference.predict_probabilities`)."""
+    """How images go through the network (see :func:`nuclei.inference.predict_maps`)."""
 
     size_mode: str
     image_size: int

@@ -11,7 +11,7 @@ from torch import nn
 from nuclei.data.dataset import resize_sample
 from nuclei.inference import (
     blend_window,
-    predict_probabilities,
+    predict_maps,
     resize_like_training,
     resized_predict,
     tile_starts,
@@ -123,7 +123,7 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(TypeError, match="float"):
         tiled_predict(lambda x: x, (image * 255).to(torch.uint8), tile=16, overlap=4)
     with pytest.raises(ValueError, match="size_mode"):
-        predict_probabilities(lambda x: x, [np.zeros((4, 4, 3), np.uint8)], size_mode="warp")
+        predict_maps(lambda x: x, [np.zeros((4, 4, 3), np.uint8)], size_mode="warp")
 
 
 def test_resize_follows_training_and_returns_the_original_size() -> None:
@@ -141,7 +141,7 @@ def test_resize_follows_training_and_returns_the_original_size() -> None:
         expected = F.interpolate(small, size=image.shape[:2], mode="bilinear", align_corners=False)
         torch.testing.assert_close(prob, expected[0])
 
-    maps = predict_probabilities(net, images, size_mode="resize", image_size=32)
-    assert [m.shape for m in maps] == [(45, 77), (130, 99)] and maps[0].dtype == np.float32
-    native = predict_probabilities(net, images, size_mode="crop", tile=64, overlap=16)
-    assert [m.shape for m in native] == [(45, 77), (130, 99)]
+    maps = predict_maps(net, images, size_mode="resize", image_size=32)
+    assert [m.shape for m in maps] == [(1, 45, 77), (1, 130, 99)] and maps[0].dtype == np.float32
+    native = predict_maps(net, images, size_mode="crop", tile=64, overlap=16)
+    assert [m.shape for m in native] == [(1, 45, 77), (1, 130, 99)]
