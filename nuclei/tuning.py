@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from nuclei.metrics import DSBInstanceMetric
 from nuclei.postprocess import PostprocessConfig, instances_from_maps, resolve_split
 from nuclei.runs import Run, restore_task
+from nuclei.safeguards import atomic_write_text
 
 __all__ = [
     "METRIC_NAMES",
@@ -144,9 +145,7 @@ def write_tuned(
         "tuned_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "wall_time_s": round(seconds, 1),
     }
-    path = Path(path)
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    return path
+    return atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 def split_of(base: PostprocessConfig, target: str) -> str:

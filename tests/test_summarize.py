@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import FAST_TRAIN_OVERRIDES, SMALL_UNET_OVERRIDES
 from PIL import Image
 from tensorboard_server import SESSION_GROUPS_QUERY, get, tensorboard_server
 
@@ -25,17 +26,10 @@ def test_two_run_sweep_is_summarized(synthetic_root: Path, tmp_path: Path) -> No
             "nuclei.train",
             "-m",
             "optimizer.lr=1e-3,3e-3",
-            "trainer=cpu",
-            "trainer.max_epochs=2",
-            "model.base_channels=8",
-            "model.depth=3",
-            "data.image_size=64",
-            "data.batch_size=4",
-            "data.decode_workers=1",
+            *FAST_TRAIN_OVERRIDES,
+            *SMALL_UNET_OVERRIDES,
             f"data.root={synthetic_root}",
             "task.map_every_n_epochs=0",
-            "callbacks.progress_bar=null",
-            "callbacks.model_summary=null",
             f"paths.cache_dir={tmp_path / 'cache'}",
             f"hydra.sweep.dir={sweep}",
         ],

@@ -37,6 +37,7 @@ from nuclei.data.validation import (
     some,
     warn,
 )
+from nuclei.safeguards import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -447,10 +448,7 @@ class NucleiDataModule(L.LightningDataModule):
 
     def write_split(self, path: str | Path) -> Path:
         """Write :meth:`split_record` as JSON to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.split_record(), indent=2))
-        return path
+        return atomic_write_text(path, json.dumps(self.split_record(), indent=2))
 
     def data_report(self) -> dict[str, Any]:
         """What setup found, used and dropped, per split, with every warning."""
@@ -458,10 +456,7 @@ class NucleiDataModule(L.LightningDataModule):
 
     def write_data_report(self, path: str | Path) -> Path:
         """Write :meth:`data_report` as JSON to ``path`` (``<run_dir>/data_report.json``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.data_report(), indent=2) + "\n")
-        return path
+        return atomic_write_text(path, json.dumps(self.data_report(), indent=2) + "\n")
 
     def eval_sampler(self, dataset: NucleiDataset) -> Sampler | None:
         """Under DDP, this process's share of an evaluation split; None on one process.
