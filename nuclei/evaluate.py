@@ -6,9 +6,12 @@ checkpoint, on the run's recorded split; ``conf/eval.yaml`` lists what may be ov
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -18,6 +21,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
+from nuclei.postprocess import PostprocessConfig
 from nuclei.reporting import print_metrics, write_metrics_json
 from nuclei.runs import CheckpointError, Run, load_run, merge_given, postprocess_of, restore_task
 from nuclei.train import run_directory
@@ -70,6 +74,39 @@ def _dataset_size(loaders: Any) -> int:
     return sum(len(loader.dataset) for loader in loaders)
 
 
+def given_values(given: DictConfig | None) -> dict[str, Any]:
+    """The keys of an eval config section (``data``, ``postprocess``) given a value."""
+    if given is None:
+        return {}
+    return {
+        key: OmegaConf.to_container(given, resolve=True)[key]
+        for key in given
+        if not OmegaConf.is_missing(given, key)
+    }
+
+
+def file_beside_checkpoint(
+    run: Run,
+    split: str,
+    postprocess: PostprocessConfig,
+    own_postprocess: PostprocessConfig,
+    data_given: dict[str, Any],
+) -> Path:
+    """Where an evaluation's metrics go beside the checkpoint.
+
+    ``<stem>.<split>.eval.json`` for the run's own data and postprocessing
+    (``own_postprocess``: its config and tuned ``postprocess.json``); other settings add a
+    digest of them (``<stem>.<split>.<digest>.eval.json``), so that evaluating one
+    checkpoint several ways keeps every result.
+    """
+    name = f"{run.checkpoint_path.stem}.{split}"
+    if data_given or postprocess != own_postprocess:
+        settings = {"data": data_given, "postprocess": asdict(postprocess)}
+        text = json.dumps(settings, sort_keys=True, default=str)
+        name += "." + hashlib.sha256(text.encode()).hexdigest()[:8]
+    return run.checkpoint_path.with_name(f"{name}.eval.json")
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Rebuild a checkpoint's run, score it on ``cfg.split``, print and write the metrics."""
     started = time.perf_counter()
@@ -77,9 +114,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if split not in SPLITS:
         raise EvaluationError(f"split must be one of {SPLITS}, got {split!r}")
     run = load_run(cfg.ckpt_path, trust=cfg.trust_checkpoint)
-    postprocess = postprocess_of(
-        run, cfg.get("postprocess"), use_tuned=cfg.get("tuned_postprocess", True)
-    )
+    use_tuned = cfg.get("tuned_postprocess", True)
+    postprocess = postprocess_of(run, cfg.get("postprocess"), use_tuned=use_tuned)
+    postprocess_given = bool(given_values(cfg.get("postprocess")))
+    own_postprocess = postprocess if use_tuned and not postprocess_given else postprocess_of(run)
     task = restore_task(run, postprocess=asdict(postprocess))
     data_cfg = evaluation_data_config(run, cfg.get("data"))
     datamodule = build_datamodule(data_cfg)
@@ -122,7 +160,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if trainer.is_global_zero:
         out_dir = run_directory(cfg)
         written = [write_metrics_json(out_dir / METRICS_FILE, record)]
-        beside = run.checkpoint_path.with_name(f"{run.checkpoint_path.stem}.{split}.eval.json")
+        data_given = given_values(cfg.get("data"))
+        beside = file_beside_checkpoint(run, split, postprocess, own_postprocess, data_given)
         try:
             written.append(write_metrics_json(beside, record))
         except OSError as exc:

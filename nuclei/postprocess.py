@@ -90,7 +90,7 @@ class PostprocessConfig:
     compactness: float = 0.0
     connectivity: int = 1
     marker_threshold: float = 0.5
-    border_threshold: float = 0.5
+    border_threshold: float = 0.15
     distance_threshold: float = 0.5
     min_marker_area: int = 2
     flood: str = "probability"

@@ -81,7 +81,27 @@ def test_postprocess_and_test_split_overrides(
     assert record["postprocess"]["threshold"] == 0.4
     assert record["postprocess"]["min_area"] == 10  # untouched keys keep the run's value
     assert {"test/loss", "test/iou", "test/map", "test/n_merged"} <= set(record)
-    assert ckpt.with_name(f"{ckpt.stem}.test.eval.json").is_file()
+    # Not the run's own settings (test data given, postprocessing changed): a digest-named file.
+    beside = list(ckpt.parent.glob(f"{ckpt.stem}.test.*.eval.json"))
+    assert len(beside) == 1 and json.loads(beside[0].read_text()) == record
+
+
+def test_evals_with_other_postprocessing_keep_every_result_beside_the_checkpoint(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    ckpt = best_checkpoint(trained_run)
+    own = evaluate(eval_config(ckpt, tmp_path / "own"))
+    watershed = evaluate(eval_config(ckpt, tmp_path / "ws", "postprocess.split=watershed"))
+    again = evaluate(eval_config(ckpt, tmp_path / "ws2", "postprocess.split=watershed"))
+
+    plain = json.loads(ckpt.with_name(f"{ckpt.stem}.val.eval.json").read_text())
+    assert (
+        plain["postprocess"] == own["postprocess"] and plain["postprocess"]["split"] != "watershed"
+    )
+    digested = list(ckpt.parent.glob(f"{ckpt.stem}.val.*.eval.json"))
+    assert len(digested) == 1  # the same settings twice: the same file, rewritten
+    assert json.loads(digested[0].read_text())["postprocess"] == watershed["postprocess"]
+    assert again["postprocess"] == watershed["postprocess"]
 
 
 class NotAllowed:

@@ -6,6 +6,7 @@ from pathlib import Path
 import nuclei.conf
 import pytest
 from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
 
 from nuclei.train import train
 
@@ -74,3 +75,33 @@ def test_limit_preset_really_runs_few_batches(train_config) -> None:
     cfg = train_config("debug=limit", "data.batch_size=2", "task.map_every_n_epochs=0")
     summary = train(cfg)
     assert summary["epochs"] == 2 and summary["global_step"] == 8  # 2 epochs x 4 batches
+
+
+def flat_keys(tree: object, prefix: str = "") -> dict[str, object]:
+    """A config, as a plain container, flattened to ``{"dotted.key": leaf}``."""
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    flat: dict[str, object] = {}
+    for key, value in tree.items():
+        flat.update(flat_keys(value, f"{prefix}{key}."))
+    return flat
+
+
+def leaves(experiment: str) -> dict[str, object]:
+    """Leaves of ``experiment=NAME``, interpolations left as written."""
+    return flat_keys(OmegaConf.to_container(compose_train(f"experiment={experiment}")))
+
+
+def test_instance_and_binary_twins_differ_only_in_target_and_postprocessing() -> None:
+    binary = leaves("binary_unet")
+    instance = leaves("instance_unet")
+    differing = {
+        key for key in binary.keys() | instance.keys() if binary.get(key) != instance.get(key)
+    }
+    assert differing, "the twins must differ somewhere"
+    assert all(
+        key.startswith(("data.target", "data.border_width", "postprocess.")) for key in differing
+    ), differing
+    assert binary["data.target"] == "binary" and instance["data.target"] == "border"
+    assert binary["postprocess.split"] == "none" and instance["postprocess.split"] == "markers"
+    assert binary["trainer.max_epochs"] == instance["trainer.max_epochs"] == 20
