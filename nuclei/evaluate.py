@@ -78,11 +78,8 @@ def given_values(given: DictConfig | None) -> dict[str, Any]:
     """The keys of an eval config section (``data``, ``postprocess``) given a value."""
     if given is None:
         return {}
-    return {
-        key: OmegaConf.to_container(given, resolve=True)[key]
-        for key in given
-        if not OmegaConf.is_missing(given, key)
-    }
+    values = OmegaConf.to_container(given, resolve=True)
+    return {key: values[key] for key in given if not OmegaConf.is_missing(given, key)}
 
 
 def file_beside_checkpoint(
