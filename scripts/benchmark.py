@@ -49,7 +49,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nuclei.models.unet import build_unet
-from nuclei.speed import SpeedOptions, apply_speed_options, memory_format
+from nuclei.training.speed import SpeedOptions, apply_speed_options, memory_format
 
 LR = 2e-3  # conf/optimizer/adam.yaml
 DISTINCT_BATCHES = 4
@@ -158,8 +158,8 @@ def time_lightning(
     from lightning.pytorch.loggers import TensorBoardLogger
     from torch.utils.data import DataLoader
 
-    from nuclei.speed import speed_up_task
-    from nuclei.task import SegmentationTask
+    from nuclei.training.speed import speed_up_task
+    from nuclei.training.task import SegmentationTask
 
     device = torch.device(args.device)
     if options.get("precision", "").startswith("bf16") and device.type == "cpu":
@@ -270,7 +270,7 @@ def time_speed_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def time_predict_pair(args: argparse.Namespace) -> dict[str, Any]:
     """Eager and compiled tiled prediction, alternated call by call in one process."""
-    from nuclei.inference import tiled_predict
+    from nuclei.inference.tiling import tiled_predict
 
     device = torch.device(args.device)
     image = torch.rand(3, args.predict_size, args.predict_size, generator=torch.Generator())
@@ -329,7 +329,7 @@ def time_loader(args: argparse.Namespace) -> dict[str, Any]:
 
 def time_predict(args: argparse.Namespace, compiled: bool) -> dict[str, Any]:
     """Megapixels/s of tiled prediction on one large image, after a warm-up call."""
-    from nuclei.inference import tiled_predict
+    from nuclei.inference.tiling import tiled_predict
 
     device = torch.device(args.device)
     net = build_net(args).to(device).eval()

@@ -24,10 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nuclei.inference import tile_starts, tiled_predict
+from nuclei.inference.tiling import tile_starts, tiled_predict
+from nuclei.instances.postprocess import PostprocessConfig, instances_from_probability
 from nuclei.models.unet import build_unet
-from nuclei.postprocess import PostprocessConfig, instances_from_probability
-from nuclei.runs import load_run, restore_task
+from nuclei.runs.checkpoint import load_run, restore_task
 
 
 def peak_rss_mib() -> float:

@@ -21,13 +21,13 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nuclei.cli.evaluate import build_datamodule, evaluation_data_config
 from nuclei.data.targets import border_band
-from nuclei.evaluate import build_datamodule, evaluation_data_config
-from nuclei.metrics import image_scores
-from nuclei.postprocess import instances_from_maps
-from nuclei.prediction_output import overlay_outlines
-from nuclei.runs import load_run, postprocess_of
-from nuclei.tuning import validation_maps
+from nuclei.inference.writers import overlay_outlines
+from nuclei.instances.postprocess import instances_from_maps
+from nuclei.instances.tuning import validation_maps
+from nuclei.metrics.dsb import image_scores
+from nuclei.runs.checkpoint import load_run, postprocess_of
 
 CAPTION = 44
 

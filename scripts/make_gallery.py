@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nuclei.data.synthetic import plan_sample, render_sample
+from nuclei.synthetic.generator import plan_sample, render_sample
 
 CAPTION = 18
 

@@ -11,8 +11,8 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
-from nuclei.data.synthetic import generate_synthetic_dataset
-from nuclei.train import train
+from nuclei.cli.train import train
+from nuclei.synthetic.generator import generate_synthetic_dataset
 
 # Small, fast settings for real training runs on 2 CPU cores.
 FAST_TRAIN_OVERRIDES = [

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nuclei.data.rle import rle_encode
+from nuclei.data.sources.rle import rle_encode
 
 
 def square_labels(shape: tuple[int, int], seed: int, n: int = 3, side: int = 4) -> np.ndarray:

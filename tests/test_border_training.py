@@ -11,11 +11,11 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import open_dict
 
-import nuclei.predict
-import nuclei.task
-from nuclei.evaluate import evaluate
-from nuclei.predict import predict
-from nuclei.train import train
+import nuclei.cli.predict
+import nuclei.training.task
+from nuclei.cli.evaluate import evaluate
+from nuclei.cli.predict import predict
+from nuclei.cli.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,14 +31,14 @@ def load_tune_script():
 def spy_postprocess(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str, str]]:
     """Record (channels, target, split) of every instances_from_maps call of task/predict."""
     calls: list[tuple[int, str, str]] = []
-    real = nuclei.task.instances_from_maps
+    real = nuclei.training.task.instances_from_maps
 
     def spy(maps, config=None, target="binary"):
         calls.append((np.asarray(maps).shape[0], target, config.split))
         return real(maps, config, target)
 
-    monkeypatch.setattr(nuclei.task, "instances_from_maps", spy)
-    monkeypatch.setattr(nuclei.predict, "instances_from_maps", spy)
+    monkeypatch.setattr(nuclei.training.task, "instances_from_maps", spy)
+    monkeypatch.setattr(nuclei.cli.predict, "instances_from_maps", spy)
     return calls
 
 

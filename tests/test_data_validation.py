@@ -10,8 +10,8 @@ from fake_data import labelled_set, square_labels, write_flat, write_kaggle, wri
 from PIL import Image
 
 from nuclei.data.datamodule import NucleiDataModule
-from nuclei.data.layouts import LayoutError
-from nuclei.data.rle import rle_encode
+from nuclei.data.sources.layouts import LayoutError
+from nuclei.data.sources.rle import rle_encode
 from nuclei.data.validation import DataValidationError
 
 

@@ -10,7 +10,7 @@ from conftest import square_masks, write_kaggle_sample
 from fake_data import labelled_set, write_flat, write_kaggle, write_solution
 
 from nuclei.data.datamodule import NucleiDataModule, split_ids
-from nuclei.data.layouts import LayoutError
+from nuclei.data.sources.layouts import LayoutError
 
 
 def test_split_is_80_20_disjoint_complete_and_seeded() -> None:

@@ -13,8 +13,8 @@ from conftest import FAST_TRAIN_OVERRIDES, SMALL_UNET_OVERRIDES
 from hydra import compose, initialize_config_module
 from omegaconf import open_dict
 
+from nuclei.cli.evaluate import evaluate
 from nuclei.data.datamodule import NucleiDataModule
-from nuclei.evaluate import evaluate
 
 # 12 images, val_fraction 0.25: 3 validation images in batches of 2, so the two processes
 # get 2 and 1 of them. A sampler that pads the split to 4 would score one image twice.
@@ -65,7 +65,7 @@ def test_two_process_run_matches_one_process_and_writes_one_set_of_files(
     command = [
         sys.executable,
         "-m",
-        "nuclei.train",
+        "nuclei.cli.train",
         *DDP_OVERRIDES,
         f"data.root={synthetic_root}",
         f"paths.root_dir={outputs}",  # run dir: outputs/train/<now>, differs per process
@@ -122,7 +122,7 @@ def test_multirun_with_ddp_runs_each_job_once_on_two_processes(
     command = [
         sys.executable,
         "-m",
-        "nuclei.train",
+        "nuclei.cli.train",
         "-m",
         *shared,
         "trainer.max_epochs=2",

@@ -12,8 +12,8 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from nuclei.evaluate import EvaluationError, evaluate, main
-from nuclei.runs import CheckpointError, load_run
+from nuclei.cli.evaluate import EvaluationError, evaluate, main
+from nuclei.runs.checkpoint import CheckpointError, load_run
 
 BIN = Path(sys.executable).parent
 

@@ -8,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from nuclei.train import train
+from nuclei.cli.train import train
 
 CONF_DIR = Path(nuclei.conf.__file__).parent
 EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nuclei.data.dataset import resize_sample
-from nuclei.inference import (
+from nuclei.inference.tiling import (
     blend_window,
     predict_maps,
     resize_like_training,

@@ -8,7 +8,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from nuclei.data.io import (
+from nuclei.data.sources.io import (
     ImageReadError,
     read_image,
     read_instance_masks,

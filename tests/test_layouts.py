@@ -9,7 +9,7 @@ from conftest import square_masks, write_kaggle_sample
 from fake_data import labelled_set, square_labels, write_flat, write_kaggle, write_solution
 from PIL import Image
 
-from nuclei.data.layouts import (
+from nuclei.data.sources.layouts import (
     LayoutError,
     attach_solution,
     detect_layout,

@@ -1,4 +1,4 @@
-"""Marker-controlled watershed from foreground + border maps (nuclei.postprocess)."""
+"""Marker-controlled watershed from foreground + border maps (nuclei.instances.postprocess)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from nuclei.data.targets import make_target
-from nuclei.metrics import image_scores
-from nuclei.postprocess import PostprocessConfig, instances_from_maps, resolve_split
+from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps, resolve_split
+from nuclei.metrics.dsb import image_scores
 
 YY, XX = np.mgrid[:48, :64]
 

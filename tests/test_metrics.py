@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.optimize import linear_sum_assignment
 
-import nuclei.metrics as metrics_module
-from nuclei.metrics import THRESHOLDS, DSBInstanceMetric, dsb_score, image_scores
+import nuclei.metrics.dsb as metrics_module
+from nuclei.metrics.dsb import THRESHOLDS, DSBInstanceMetric, dsb_score, image_scores
 
 
 def boxes(shape: tuple[int, int], rects: list[tuple[int, int, int, int]]) -> np.ndarray:

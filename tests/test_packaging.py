@@ -43,7 +43,7 @@ def test_console_script_trains_from_another_directory(tmp_path: Path, synthetic_
 
 
 def test_module_entry_point_prints_help(tmp_path: Path) -> None:
-    out = run([sys.executable, "-m", "nuclei.train", "--help"], cwd=tmp_path)
+    out = run([sys.executable, "-m", "nuclei.cli.train", "--help"], cwd=tmp_path)
     for group in ("data", "model", "optimizer", "trainer", "callbacks", "logger"):
         assert f"{group}:" in out
 
@@ -89,7 +89,7 @@ def test_wheel_ships_configs_and_composes_outside_the_repo(tmp_path: Path) -> No
         "import nuclei, nuclei.conf, sys\n"
         "assert nuclei.__file__.startswith(sys.argv[1]), nuclei.__file__\n"
         "assert nuclei.conf.__file__.startswith(sys.argv[1]), nuclei.conf.__file__\n"
-        "from nuclei.train import main\nsys.argv = ['nuclei-train', '--cfg', 'job']\nmain()"
+        "from nuclei.cli.train import main\nsys.argv = ['nuclei-train', '--cfg', 'job']\nmain()"
     )
     out = run([sys.executable, "-c", script, str(site)], cwd=tmp_path, env=env)
     assert "_target_: nuclei.models.unet.build_unet" in out

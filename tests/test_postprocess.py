@@ -1,11 +1,11 @@
-"""Tests for probability -> instance postprocessing (nuclei.postprocess)."""
+"""Tests for probability -> instance postprocessing (nuclei.instances.postprocess)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nuclei.postprocess import (
+from nuclei.instances.postprocess import (
     SPLIT_METHODS,
     PostprocessConfig,
     binarize,

@@ -16,10 +16,10 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from nuclei.data.io import read_image
-from nuclei.data.rle import rle_decode
-from nuclei.image_guard import ImageTooLargeError, declared_size, refuse_oversized
-from nuclei.predict import find_images, predict, prediction_settings
+from nuclei.cli.predict import find_images, predict, prediction_settings
+from nuclei.data.sources.io import read_image
+from nuclei.data.sources.rle import rle_decode
+from nuclei.inference.image_guard import ImageTooLargeError, declared_size, refuse_oversized
 
 BIN = Path(sys.executable).parent
 SIZES = {"rgba": (101, 133), "gray": (77, 250), "deep": (150, 97), "tiny": (5, 7)}

@@ -9,8 +9,8 @@ import torch
 from omegaconf import open_dict
 
 import nuclei
-from nuclei.provenance import PROJECT_DIR, git_commit, run_info
-from nuclei.train import train
+from nuclei.cli.train import train
+from nuclei.runs.provenance import PROJECT_DIR, git_commit, run_info
 
 #: Keys of metrics.json that may differ between identical runs (timing, run folder).
 RUN_SPECIFIC = {"wall_time_s", "best_checkpoint"}
@@ -64,7 +64,7 @@ def test_a_run_is_reproduced_from_its_saved_config_alone(
     synthetic_root: Path, tmp_path: Path
 ) -> None:
     """What the README tells a colleague: rerun from <run>/.hydra/config.yaml, same metrics."""
-    train_module = [sys.executable, "-m", "nuclei.train"]
+    train_module = [sys.executable, "-m", "nuclei.cli.train"]
     original, rerun = tmp_path / "original", tmp_path / "rerun"
     first = [
         *train_module,

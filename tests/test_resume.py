@@ -12,7 +12,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from nuclei.resume import resume_config
+from nuclei.runs.resume import resume_config
 
 EPOCHS = 4
 
@@ -21,7 +21,7 @@ def train_command(synthetic_root: Path, run_dir: Path, cache: Path) -> list[str]
     return [
         sys.executable,
         "-m",
-        "nuclei.train",
+        "nuclei.cli.train",
         "trainer=cpu",
         f"trainer.max_epochs={EPOCHS}",
         "trainer.log_every_n_steps=1",
@@ -72,7 +72,7 @@ def test_killed_run_resumes_to_the_same_metrics(synthetic_root: Path, tmp_path: 
     assert stopped_at < EPOCHS - 1
     original_config = (killed / ".hydra" / "config.yaml").read_text()
 
-    run([sys.executable, "-m", "nuclei.train", f"resume={killed}"])
+    run([sys.executable, "-m", "nuclei.cli.train", f"resume={killed}"])
 
     expected = json.loads((reference / "metrics.json").read_text())
     resumed = json.loads((killed / "metrics.json").read_text())

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes, arrays
 
-from nuclei.data.rle import RLEError, parse_rle, rle_decode, rle_encode
+from nuclei.data.sources.rle import RLEError, parse_rle, rle_decode, rle_encode
 
 masks = arrays(bool, array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=12))
 

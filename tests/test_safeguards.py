@@ -12,8 +12,9 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from nuclei.safeguards import AtomicCheckpointIO, NonFiniteLossError, atomic_write_text
-from nuclei.train import train
+from nuclei.cli.train import train
+from nuclei.runs.atomic import AtomicCheckpointIO, atomic_write_text
+from nuclei.training.callbacks.safety import NonFiniteLossError
 
 POISONED_STEP = 3
 
@@ -69,7 +70,7 @@ def test_a_normal_run_uses_atomic_checkpoints_and_leaves_no_exception_checkpoint
     names = sorted(p.name for p in checkpoints.iterdir())
     assert "last.ckpt" in names and "on_exception.ckpt" not in names
     assert not [n for n in names if n.startswith(".")]  # no temporary file left behind
-    assert cfg.trainer.plugins[0]._target_ == "nuclei.safeguards.AtomicCheckpointIO"
+    assert cfg.trainer.plugins[0]._target_ == "nuclei.runs.atomic.AtomicCheckpointIO"
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(
@@ -81,7 +82,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(
     def fail(*_: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("nuclei.safeguards.os.replace", fail)
+    monkeypatch.setattr("nuclei.runs.atomic.os.replace", fail)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_text(target, "new\n")
     assert target.read_text() == "old\n"

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from nuclei.data.datamodule import NucleiDataModule
 from nuclei.data.dataset import NucleiDataset, pad_collate
 from nuclei.models.unet import build_unet
-from nuclei.task import SegmentationTask
+from nuclei.training.task import SegmentationTask
 
 SHAPES = {"s0": (40, 56), "s1": (24, 24), "s2": (70, 33), "s3": (48, 64), "s4": (30, 90)}
 

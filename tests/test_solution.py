@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nuclei.data.rle import rle_encode
-from nuclei.data.solution import (
+from nuclei.data.sources.rle import rle_encode
+from nuclei.data.sources.solution import (
     SolutionError,
     parse_solution,
     read_solution,

@@ -12,11 +12,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from nuclei.cli.train import train
 from nuclei.models.unet import build_unet
-from nuclei.runs import load_run, restore_task
-from nuclei.speed import SpeedOptions, speed_up_task
-from nuclei.task import SegmentationTask
-from nuclei.train import train
+from nuclei.runs.checkpoint import load_run, restore_task
+from nuclei.training.speed import SpeedOptions, speed_up_task
+from nuclei.training.task import SegmentationTask
 
 
 def small_task() -> SegmentationTask:

@@ -12,7 +12,7 @@ from conftest import FAST_TRAIN_OVERRIDES, SMALL_UNET_OVERRIDES
 from PIL import Image
 from tensorboard_server import SESSION_GROUPS_QUERY, get, tensorboard_server
 
-from nuclei.summary import find_runs, summarize
+from nuclei.cli.summarize import find_runs, summarize
 
 SUMMARIZE = Path(sys.executable).parent / "nuclei-summarize"
 
@@ -23,7 +23,7 @@ def test_two_run_sweep_is_summarized(synthetic_root: Path, tmp_path: Path) -> No
         [
             sys.executable,
             "-m",
-            "nuclei.train",
+            "nuclei.cli.train",
             "-m",
             "optimizer.lr=1e-3,3e-3",
             *FAST_TRAIN_OVERRIDES,
@@ -84,6 +84,6 @@ def test_two_run_sweep_is_summarized(synthetic_root: Path, tmp_path: Path) -> No
 
 
 def test_summarize_of_an_empty_folder_fails_cleanly(tmp_path: Path) -> None:
-    from nuclei.summary import main
+    from nuclei.cli.summarize import main
 
     assert main([str(tmp_path)]) == 1

@@ -15,7 +15,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from nuclei.train import job_command_line
+from nuclei.training.ddp_relaunch import job_command_line
 
 
 def compose_with_hydra(*overrides: str) -> DictConfig:
@@ -31,7 +31,7 @@ def test_two_trial_optuna_search_trains_and_reports_the_best(
         [
             sys.executable,
             "-m",
-            "nuclei.train",
+            "nuclei.cli.train",
             "-m",
             "hparams_search=optuna",
             "hydra.sweeper.n_trials=2",

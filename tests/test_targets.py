@@ -12,7 +12,7 @@ from fake_data import labelled_set, write_flat
 
 from nuclei.data.datamodule import NucleiDataModule
 from nuclei.data.dataset import NucleiDataset, pad_collate
-from nuclei.data.layouts import LayoutError
+from nuclei.data.sources.layouts import LayoutError
 from nuclei.data.targets import border_band, distance_map, make_target, target_channels
 
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from nuclei.task import SegmentationTask
+from nuclei.training.task import SegmentationTask
 
 
 class MaskEcho(nn.Module):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from tensorboard_server import SESSION_GROUPS_QUERY, get, tensorboard_server
 
-from nuclei.train import train
+from nuclei.cli.train import train
 
 
 @pytest.fixture

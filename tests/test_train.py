@@ -10,10 +10,10 @@ from fake_data import labelled_set, write_flat, write_kaggle, write_solution
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, Subset
 
+from nuclei.cli.train import train
 from nuclei.data.datamodule import NucleiDataModule
 from nuclei.models.unet import build_unet
-from nuclei.task import SegmentationTask
-from nuclei.train import train
+from nuclei.training.task import SegmentationTask
 
 
 def read_events(run_dir: Path) -> EventAccumulator:

@@ -19,7 +19,7 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Sampler, get_worker_info
 
 from nuclei.data.dataset import DecodedSamples, NucleiDataset, decode_samples, pad_collate
-from nuclei.data.layouts import (
+from nuclei.data.sources.layouts import (
     DataSource,
     LayoutError,
     SampleFiles,
@@ -27,7 +27,6 @@ from nuclei.data.layouts import (
     find_test_split,
     scan_folder,
 )
-from nuclei.data.synthetic import ensure_synthetic_dataset
 from nuclei.data.targets import INSTANCE_TARGETS, check_target
 from nuclei.data.validation import (
     ON_BAD_FILE,
@@ -37,7 +36,8 @@ from nuclei.data.validation import (
     some,
     warn,
 )
-from nuclei.safeguards import atomic_write_text
+from nuclei.runs.atomic import atomic_write_text
+from nuclei.synthetic.generator import ensure_synthetic_dataset
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ import torch
 from rich.progress import Progress
 from torch.utils.data import Dataset
 
-from nuclei.data.io import ImageReadError, read_image, read_instance_masks, read_label_mask
-from nuclei.data.layouts import SampleFiles
-from nuclei.data.rle import RLEError
-from nuclei.data.solution import SolutionError, solution_labels
+from nuclei.data.sources.io import ImageReadError, read_image, read_instance_masks, read_label_mask
+from nuclei.data.sources.layouts import SampleFiles
+from nuclei.data.sources.rle import RLEError
+from nuclei.data.sources.solution import SolutionError, solution_labels
 from nuclei.data.targets import make_target
 
 Batch = dict[str, torch.Tensor | list[str]]

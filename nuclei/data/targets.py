@@ -2,8 +2,8 @@
 
 A binary U-Net learns only the foreground, so touching nuclei come out as one blob. The
 DSB2018 winners also predicted the borders between touching nuclei and split the blobs
-with a marker-controlled watershed (:mod:`nuclei.postprocess`). Each target here is a stack
-of channels, channel 0 always the foreground ``labels > 0``:
+with a marker-controlled watershed (:mod:`nuclei.instances.postprocess`). Each target here is a
+stack of channels, channel 0 always the foreground ``labels > 0``:
 
 * ``binary``: the foreground alone (1 channel);
 * ``border``: foreground, and the band where two different nuclei touch or nearly touch:

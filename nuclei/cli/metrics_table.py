@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from nuclei.safeguards import atomic_write_text
+from nuclei.runs.atomic import atomic_write_text
 
 METRIC_LABELS = {
     "loss": "BCE loss",

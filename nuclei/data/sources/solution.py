@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nuclei.data.rle import RLEError, parse_rle, runs_to_flat_indices
+from nuclei.data.sources.rle import RLEError, parse_rle, runs_to_flat_indices
 
 REQUIRED_COLUMNS = ("ImageId", "EncodedPixels")
 SIZE_COLUMNS = ("Height", "Width")

@@ -1,4 +1,4 @@
-"""Segment new images with a trained checkpoint: ``nuclei-predict`` / ``python -m nuclei.predict``.
+"""Segment new images with a trained checkpoint: ``nuclei-predict``.
 
 ``nuclei-predict ckpt_path=PATH input=DIR_OR_FILE output=DIR`` predicts every image the
 way the model was trained (resized to its ``image_size``, or tiled at native resolution for
@@ -23,12 +23,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nuclei.data.io import IMAGE_SUFFIXES, ImageReadError, read_image
-from nuclei.image_guard import ImageTooLargeError, pillow_pixel_limit, refuse_oversized
-from nuclei.inference import SIZE_MODES, predict_maps
-from nuclei.postprocess import PostprocessConfig, instances_from_maps
-from nuclei.prediction_output import PredictionWriter
-from nuclei.runs import CheckpointError, load_run, postprocess_of, restore_task
+from nuclei.data.sources.io import IMAGE_SUFFIXES, ImageReadError, read_image
+from nuclei.inference.image_guard import ImageTooLargeError, pillow_pixel_limit, refuse_oversized
+from nuclei.inference.tiling import SIZE_MODES, predict_maps
+from nuclei.inference.writers import PredictionWriter
+from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
+from nuclei.runs.checkpoint import CheckpointError, load_run, postprocess_of, restore_task
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 import nuclei
-from nuclei.safeguards import atomic_write_text
+from nuclei.runs.atomic import atomic_write_text
 
 #: Distributions whose versions decide what a run computes.
 PACKAGES = (

@@ -17,8 +17,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from nuclei.data.io import IMAGE_SUFFIXES
-from nuclei.data.solution import SolutionImage, parse_solution
+from nuclei.data.sources.io import IMAGE_SUFFIXES
+from nuclei.data.sources.solution import SolutionImage, parse_solution
 from nuclei.data.validation import DataValidationError, some
 
 LAYOUTS = ("auto", "kaggle", "flat")

@@ -14,7 +14,7 @@ from pathlib import Path
 import tifffile
 from PIL import Image
 
-from nuclei.data.io import TIFF_SUFFIXES, ImageReadError
+from nuclei.data.sources.io import TIFF_SUFFIXES, ImageReadError
 
 __all__ = ["ImageTooLargeError", "declared_size", "pillow_pixel_limit", "refuse_oversized"]
 

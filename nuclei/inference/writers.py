@@ -22,7 +22,7 @@ from scipy import ndimage as ndi
 from skimage.measure import regionprops_table
 from skimage.segmentation import mark_boundaries
 
-from nuclei.data.rle import rle_encode
+from nuclei.data.sources.rle import rle_encode
 
 log = logging.getLogger(__name__)
 

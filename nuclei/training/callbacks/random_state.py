@@ -1,67 +1,25 @@
-"""Continue a killed training run in its own directory: ``nuclei-train resume=RUN_DIR``.
+"""Random states in every checkpoint, so that a resumed run continues exactly.
 
-The run's own ``.hydra/config.yaml`` is reused, training restarts from
-``RUN_DIR/checkpoints/last.ckpt`` (written after every epoch) and TensorBoard events go on
-in the same folder. :class:`RandomStateCheckpoint` stores the random-number generators in
-every checkpoint, so that on the CPU with ``data.num_workers=0`` a resumed run draws the
-same shuffles and augmentations as one that was never stopped, and ends with the same
-metrics.
+:class:`RandomStateCheckpoint` stores the python, numpy, torch and augmentation generators with
+each checkpoint and puts them back on resume: on the CPU with ``data.num_workers=0`` a resumed
+run draws the same shuffles and augmentations as one that was never stopped.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
 #: Checkpoint entry holding the random-number generator states.
 RNG_KEY = "nuclei_rng_states"
-#: Where Hydra keeps the config of a resumed job, so the run's own ``.hydra`` stays intact.
-RESUME_SUBDIR = ".hydra-resume"
-
-
-def if_resume(resume: str | None, then: Any, otherwise: Any) -> Any:
-    """Resolver ``nuclei.if_resume``: ``then`` when ``resume`` is set, else ``otherwise``."""
-    return otherwise if resume in (None, "") else then
-
-
-if not OmegaConf.has_resolver("nuclei.if_resume"):
-    OmegaConf.register_new_resolver("nuclei.if_resume", if_resume)
-
-
-def last_checkpoint(run_dir: str | Path) -> Path:
-    """``<run_dir>/checkpoints/last.ckpt``; raises FileNotFoundError naming what is missing."""
-    path = Path(run_dir) / "checkpoints" / "last.ckpt"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"resume={run_dir}: no {path}; a run can be resumed once it has finished its "
-            "first epoch (last.ckpt is written after every epoch)"
-        )
-    return path
-
-
-def resume_config(run_dir: str | Path) -> DictConfig:
-    """The config of the run in ``run_dir``, set to continue from its ``last.ckpt``."""
-    run_dir = Path(run_dir).expanduser().resolve()
-    config_path = run_dir / ".hydra" / "config.yaml"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"resume={run_dir}: no {config_path}; is it a nuclei-train run?")
-    checkpoint = last_checkpoint(run_dir)
-    cfg = OmegaConf.load(config_path)
-    assert isinstance(cfg, DictConfig)
-    cfg.paths.output_dir = str(run_dir)  # was ${hydra:runtime.output_dir}
-    cfg.ckpt_path = str(checkpoint)
-    cfg.resume = str(run_dir)
-    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
 
 
 def _train_transform(trainer: L.Trainer) -> Any:

@@ -17,8 +17,8 @@ from torchmetrics.classification import BinaryAccuracy, BinaryF1Score, BinaryJac
 from torchvision.utils import make_grid
 
 from nuclei.data.targets import check_target, target_channels
-from nuclei.metrics import DSBInstanceMetric
-from nuclei.postprocess import PostprocessConfig, instances_from_maps
+from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
+from nuclei.metrics.dsb import DSBInstanceMetric
 
 Batch = dict[str, Any]
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
@@ -150,7 +150,7 @@ class SegmentationTask(L.LightningModule):
         self.test_instance_metric = DSBInstanceMetric()
         self.run_config: dict[str, Any] | None = None
         self._grid_batch: Batch | None = None
-        # torch.channels_last when the network's weights are (see nuclei.speed).
+        # torch.channels_last when the network's weights are (see nuclei.training.speed).
         self.input_memory_format = torch.contiguous_format
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

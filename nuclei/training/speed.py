@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nuclei.task import SegmentationTask
+from nuclei.training.task import SegmentationTask
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def memory_format(channels_last: bool) -> torch.memory_format:
 def apply_speed_options(net: nn.Module, options: SpeedOptions) -> nn.Module:
     """Convert ``net`` to channels_last and/or compile it, in place; returns ``net``.
 
-    Inputs must be converted by the caller (:class:`nuclei.task.SegmentationTask` does it
+    Inputs must be converted by the caller (:class:`nuclei.training.task.SegmentationTask` does it
     in ``forward`` once its ``input_memory_format`` is set).
     """
     if options.channels_last:

@@ -1,4 +1,4 @@
-"""Score a trained checkpoint: ``nuclei-eval ckpt_path=PATH`` / ``python -m nuclei.evaluate``.
+"""Score a trained checkpoint: ``nuclei-eval ckpt_path=PATH`` / ``python -m nuclei.cli.evaluate``.
 
 The data module, model and postprocessing are rebuilt from the configuration stored in the
 checkpoint, on the run's recorded split; ``conf/eval.yaml`` lists what may be overridden.
@@ -21,10 +21,17 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from nuclei.postprocess import PostprocessConfig
-from nuclei.reporting import print_metrics, write_metrics_json
-from nuclei.runs import CheckpointError, Run, load_run, merge_given, postprocess_of, restore_task
-from nuclei.train import run_directory
+from nuclei.cli.metrics_table import print_metrics, write_metrics_json
+from nuclei.cli.train import run_directory
+from nuclei.instances.postprocess import PostprocessConfig
+from nuclei.runs.checkpoint import (
+    CheckpointError,
+    Run,
+    load_run,
+    merge_given,
+    postprocess_of,
+    restore_task,
+)
 
 log = logging.getLogger(__name__)
 

@@ -733,7 +733,7 @@ def ensure_synthetic_dataset(
         _, results = _generate(tmp, n_images, seed, workers, progress=sys.stderr.isatty())
         families = Counter(fam for _, fam, _ in results)
         manifest = {
-            "generator": "nuclei.data.synthetic",
+            "generator": "nuclei.synthetic.generator",
             "version": GENERATOR_VERSION,
             "n_images": n_images,
             "seed": seed,
@@ -756,7 +756,7 @@ def ensure_synthetic_dataset(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m nuclei.data.synthetic OUT --n 670 --seed 0``."""
+    """Command line: ``python -m nuclei.synthetic.generator OUT --n 670 --seed 0``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="folder that will hold stage1_train/")
     parser.add_argument("--n", type=int, default=670, help="number of images")

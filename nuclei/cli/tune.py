@@ -24,12 +24,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nuclei.evaluate import build_datamodule, evaluation_data_config
-from nuclei.postprocess import PostprocessConfig
-from nuclei.runs import CheckpointError, load_run, postprocess_of
-from nuclei.tuning import (
+from nuclei.cli.evaluate import build_datamodule, evaluation_data_config
+from nuclei.instances.postprocess import PostprocessConfig
+from nuclei.instances.tuning import (
     METRIC_NAMES,
     default_grid,
     grid_search,
@@ -37,6 +35,7 @@ from nuclei.tuning import (
     validation_maps,
     write_tuned,
 )
+from nuclei.runs.checkpoint import CheckpointError, load_run, postprocess_of
 
 
 def parse_value(text: str) -> Any:

@@ -22,8 +22,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from nuclei.postprocess import PostprocessConfig
-from nuclei.task import SegmentationTask
+from nuclei.instances.postprocess import PostprocessConfig
+from nuclei.training.task import SegmentationTask
 
 log = logging.getLogger(__name__)
 

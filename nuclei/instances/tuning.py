@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from nuclei.metrics import DSBInstanceMetric
-from nuclei.postprocess import PostprocessConfig, instances_from_maps, resolve_split
-from nuclei.runs import Run, restore_task
-from nuclei.safeguards import atomic_write_text
+from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps, resolve_split
+from nuclei.metrics.dsb import DSBInstanceMetric
+from nuclei.runs.atomic import atomic_write_text
+from nuclei.runs.checkpoint import Run, restore_task
 
 __all__ = [
     "METRIC_NAMES",
@@ -71,7 +71,7 @@ def validation_maps(
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The run's probability maps (C, H, W) and true labels (H, W) on its validation split.
 
-    ``datamodule`` is the run's data module (see ``nuclei.evaluate.evaluation_data_config``);
+    ``datamodule`` is the run's data module (see ``nuclei.cli.evaluate.evaluation_data_config``);
     padded whole images (crop mode) are cropped back to their own size.
     """
     task = restore_task(run)
