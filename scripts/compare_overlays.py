@@ -13,21 +13,18 @@ validation image with the largest share of nucleus pixels on a touching border, 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nuclei.cli.evaluate import build_datamodule, evaluation_data_config
 from nuclei.data.targets import border_band
 from nuclei.inference.writers import overlay_outlines
 from nuclei.instances.postprocess import instances_from_maps
 from nuclei.instances.tuning import validation_maps
 from nuclei.metrics.dsb import image_scores
-from nuclei.runs.checkpoint import load_run, postprocess_of
+from nuclei.runs.checkpoint import load_run, postprocess_of, restore_task
+from nuclei.runs.run_data import build_datamodule, run_data_config
 
 CAPTION = 44
 
@@ -71,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     panels_data = []
     for ckpt in (args.first, args.second):
         run = load_run(ckpt)
-        datamodule = build_datamodule(evaluation_data_config(run, None))
-        maps, labels = validation_maps(run, datamodule)
+        datamodule = build_datamodule(run_data_config(run))
+        maps, labels = validation_maps(restore_task(run), datamodule)
         panels_data.append((run, datamodule, maps, labels))
     ids = panels_data[0][1].val_ids
     if ids != panels_data[1][1].val_ids:

@@ -6,15 +6,12 @@ python scripts/make_gallery.py --out docs/synthetic_gallery.png
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from nuclei.synthetic.generator import plan_sample, render_sample
+from nuclei.synthetic import plan_sample, render_sample
 
 CAPTION = 18
 

@@ -1,55 +1,21 @@
-"""Shared fixtures: small generated data sets and composed training configs."""
+"""Shared fixtures: small generated data sets and composed training configs.
+
+Helpers that write sample folders live in ``support.samples``; the fast-training overrides
+in ``support.training``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, open_dict
-from PIL import Image
+from support.training import FAST_TRAIN_OVERRIDES, SMALL_UNET_OVERRIDES
 
 from nuclei.cli.train import train
-from nuclei.synthetic.generator import generate_synthetic_dataset
-
-# Small, fast settings for real training runs on 2 CPU cores.
-FAST_TRAIN_OVERRIDES = [
-    "trainer=cpu",
-    "trainer.max_epochs=2",
-    "trainer.log_every_n_steps=1",
-    "data.image_size=64",
-    "data.batch_size=4",
-    "data.decode_workers=1",
-    "callbacks.progress_bar=null",
-    "callbacks.model_summary=null",
-]
-
-SMALL_UNET_OVERRIDES = ["model.base_channels=8", "model.depth=3"]
-
-
-def write_kaggle_sample(
-    root: Path, sample_id: str, image: np.ndarray, masks: Sequence[np.ndarray]
-) -> Path:
-    """Write one sample in the Kaggle layout: images/<id>.png and masks/<k>.png (0/255)."""
-    folder = root / sample_id
-    (folder / "images").mkdir(parents=True)
-    (folder / "masks").mkdir()
-    Image.fromarray(image).save(folder / "images" / f"{sample_id}.png")
-    for k, mask in enumerate(masks):
-        Image.fromarray((mask > 0).astype(np.uint8) * 255).save(folder / "masks" / f"m{k}.png")
-    return folder
-
-
-def square_masks(shape: tuple[int, int], boxes: Sequence[tuple[int, int, int]]) -> list[np.ndarray]:
-    """Binary masks of squares given as (row, col, side)."""
-    masks = []
-    for row, col, side in boxes:
-        mask = np.zeros(shape, dtype=bool)
-        mask[row : row + side, col : col + side] = True
-        masks.append(mask)
-    return masks
+from nuclei.synthetic import generate_synthetic_dataset
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +37,7 @@ def train_config(tmp_path: Path, synthetic_root: Path) -> Callable[..., DictConf
                 overrides=[
                     *FAST_TRAIN_OVERRIDES,
                     *model,
-                    f"data.root={synthetic_root}",
+                    f"data.source.root={synthetic_root}",
                     *overrides,
                 ],
             )
@@ -96,7 +62,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory, synthetic_root: Path) 
             overrides=[
                 *FAST_TRAIN_OVERRIDES,
                 *SMALL_UNET_OVERRIDES,
-                f"data.root={synthetic_root}",
+                f"data.source.root={synthetic_root}",
                 "trainer.max_epochs=4",
                 "optimizer.lr=3e-3",
                 "task.map_every_n_epochs=2",

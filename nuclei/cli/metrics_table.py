@@ -1,16 +1,11 @@
-"""Final-metrics output of a run: a console table and ``metrics.json``."""
+"""Final metrics as a console table: one row per metric, one column per stage."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-
-from nuclei.runs.atomic import atomic_write_text
 
 METRIC_LABELS = {
     "loss": "BCE loss",
@@ -57,8 +52,3 @@ def metrics_table(metrics: Mapping[str, float], title: str) -> Table:
 def print_metrics(metrics: Mapping[str, float], title: str) -> None:
     """Print :func:`metrics_table` to the terminal."""
     Console().print(metrics_table(metrics, title))
-
-
-def write_metrics_json(path: str | Path, metrics: Mapping[str, Any]) -> Path:
-    """Write metrics (and run facts) as indented JSON, atomically, creating the folder."""
-    return atomic_write_text(path, json.dumps(dict(metrics), indent=2, sort_keys=True) + "\n")

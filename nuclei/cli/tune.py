@@ -1,11 +1,11 @@
 """Grid-search a run's postprocessing on its validation split; store the best in the run.
 
-    python scripts/tune_postprocess.py outputs/train/<run>/checkpoints/last.ckpt
-    python scripts/tune_postprocess.py CKPT --grid threshold=0.4,0.5 border_threshold=0.3,0.5
+    nuclei-tune outputs/train/<run>/checkpoints/last.ckpt
+    nuclei-tune CKPT --grid threshold=0.4,0.5 border_threshold=0.3,0.5
 
 The network runs once over the run's validation split (its split.json); each combination
 is then postprocessed and scored with the DSB metric, and a table of the grid is printed.
-The best settings go to ``<run>/postprocess.json`` (``--out`` elsewhere, ``--dry-run``
+The best settings go to the run's postprocess.json (``--out`` elsewhere, ``--dry-run``
 nowhere), which ``nuclei-eval`` and ``nuclei-predict`` use for that run from then on.
 The default grid depends on the run's split method: marker-watershed settings for a
 border-trained run, threshold and minimum area for connected components.
@@ -24,18 +24,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-
-from nuclei.cli.evaluate import build_datamodule, evaluation_data_config
 from nuclei.instances.postprocess import PostprocessConfig
 from nuclei.instances.tuning import (
     METRIC_NAMES,
     default_grid,
     grid_search,
     split_of,
+    tuned_record,
     validation_maps,
-    write_tuned,
 )
-from nuclei.runs.checkpoint import CheckpointError, load_run, postprocess_of
+from nuclei.runs.checkpoint import CheckpointError, load_run, postprocess_of, restore_task
+from nuclei.runs.run_data import build_datamodule, run_data_config
 
 
 def parse_value(text: str) -> Any:
@@ -83,7 +82,7 @@ def grid_table(rows: list[dict[str, Any]], names: list[str], top: int) -> Table:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="nuclei-tune", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", help="a checkpoint of the run (e.g. .../last.ckpt)")
     parser.add_argument(
         "--grid", nargs="*", default=[], metavar="KEY=V1,V2", help="override the default grid"
@@ -99,13 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = load_run(args.checkpoint, trust=args.trust_checkpoint)
     except CheckpointError as exc:
-        print(f"tune_postprocess: {exc}", file=sys.stderr)
+        print(f"nuclei-tune: {exc}", file=sys.stderr)
         return 2
     base = postprocess_of(run, use_tuned=False)
     base = replace(base, split=split_of(base, run.target))
     grid = parse_grid(args.grid) or default_grid(base.split)
-    datamodule = build_datamodule(evaluation_data_config(run, None))
-    maps, labels = validation_maps(run, datamodule, progress=not args.no_progress)
+    datamodule = build_datamodule(run_data_config(run))
+    maps, labels = validation_maps(restore_task(run), datamodule, progress=not args.no_progress)
     rows = grid_search(maps, labels, base, grid, run.target, progress=not args.no_progress)
     Console(width=max(120, Console().width)).print(grid_table(rows, list(grid), args.top))
     best = rows[0]
@@ -115,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         + f" -> map {best['map']:.4f}"
     )
     if not args.dry_run:
-        out = Path(args.out) if args.out else run.tuned_postprocess_file
+        out = Path(args.out) if args.out else run.run_dir.tuned_postprocess_file
         elapsed = time.perf_counter() - started
-        write_tuned(out, run, base, rows, len(maps), elapsed)
+        record = tuned_record(run.checkpoint_path, run.target, base, rows, len(maps), elapsed)
+        run.run_dir.write_json(out, record)
         print(f"written to {out}")
     return 0
 

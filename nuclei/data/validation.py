@@ -72,13 +72,15 @@ def check_bad_samples(
         raise DataValidationError(
             where,
             [bad[sample_id] for sample_id in sorted(bad)],
-            hint="Fix or remove these files, or set data.on_bad_file=skip to drop the "
+            hint="Fix or remove these files, or set data.source.on_bad_file=skip to drop the "
             "affected samples (they are then listed in the run log and data_report.json).",
         )
     for sample_id in sorted(bad):
         report.dropped.append({"id": sample_id, "reason": bad[sample_id]})
         log.warning("Dropped sample %s: %s", sample_id, bad[sample_id])
-    log.warning("%s: dropped %d sample(s) with bad files (data.on_bad_file=skip)", where, len(bad))
+    log.warning(
+        "%s: dropped %d sample(s) with bad files (data.source.on_bad_file=skip)", where, len(bad)
+    )
     return set(bad)
 
 

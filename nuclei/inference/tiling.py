@@ -1,37 +1,17 @@
-"""Foreground probabilities for images of any size: tiled sliding windows, or resizing.
+"""Native-resolution prediction over overlapping tiles, blended by a smooth window.
 
-Two ways to run a network on an image, matching the two ways a model can be trained:
-
-* :func:`tiled_predict` runs it at native resolution over overlapping windows and blends
-  them with a smooth weight window, so memory depends on the tile, not the image;
-* :func:`resized_predict` resizes each image to ``size x size`` exactly as the training data
-  was resized, and scales the probabilities back to the image's own size.
+:func:`tiled_predict` runs a network over overlapping windows of an image of any size, so
+memory depends on the tile, not the image (the way a model trained on crops is run).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
-import cv2
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-__all__ = [
-    "SIZE_MODES",
-    "blend_window",
-    "predict_maps",
-    "resize_like_training",
-    "resized_predict",
-    "tile_starts",
-    "tiled_predict",
-    "to_tensor",
-]
-
-#: How a model saw its training images: resized to ``image_size``, or native-resolution crops.
-SIZE_MODES: tuple[str, ...] = ("resize", "crop")
+from nuclei.inference.device import default_device
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 Activation = Callable[[torch.Tensor], torch.Tensor] | None
@@ -93,17 +73,24 @@ def blend_window(
     return torch.outer(rows, cols).float()
 
 
-def _default_device(net: Forward, image: torch.Tensor) -> torch.device:
-    if isinstance(net, nn.Module):
-        for tensor in (*net.parameters(), *net.buffers()):
-            return tensor.device
-    return image.device
-
-
 def _windows(height: int, width: int, tile: int, overlap: int) -> Iterator[tuple[int, int]]:
     for y in tile_starts(height, tile, overlap):
         for x in tile_starts(width, tile, overlap):
             yield y, x
+
+
+def _check_arguments(image: torch.Tensor, tile: int, overlap: int, batch_size: int) -> None:
+    """Refuse tiling settings or an image that :func:`tiled_predict` cannot work with."""
+    if tile < 1:
+        raise ValueError(f"tile must be >= 1, got {tile}")
+    if not 0 <= overlap <= tile // 2:
+        raise ValueError(f"overlap must be in [0, tile // 2] = [0, {tile // 2}], got {overlap}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if image.ndim not in (3, 4):
+        raise ValueError(f"image must be (C, H, W) or (N, C, H, W), got {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise TypeError(f"image must be a float tensor (values in [0, 1]), got {image.dtype}")
 
 
 @torch.inference_mode()
@@ -131,19 +118,10 @@ def tiled_predict(
     result; for deeper networks the difference shrinks as ``overlap`` grows. Put a network
     in eval mode first (batch norm, dropout).
     """
-    if tile < 1:
-        raise ValueError(f"tile must be >= 1, got {tile}")
-    if not 0 <= overlap <= tile // 2:
-        raise ValueError(f"overlap must be in [0, tile // 2] = [0, {tile // 2}], got {overlap}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if image.ndim not in (3, 4):
-        raise ValueError(f"image must be (C, H, W) or (N, C, H, W), got {tuple(image.shape)}")
-    if not image.is_floating_point():
-        raise TypeError(f"image must be a float tensor (values in [0, 1]), got {image.dtype}")
+    _check_arguments(image, tile, overlap, batch_size)
     batch = image if image.ndim == 4 else image.unsqueeze(0)
     n_images, _, height, width = batch.shape
-    device = torch.device(device) if device is not None else _default_device(net, batch)
+    device = torch.device(device) if device is not None else default_device(net, batch)
     tile_h, tile_w = min(tile, height), min(tile, width)
 
     windows = list(_windows(height, width, tile, overlap))
@@ -175,78 +153,3 @@ def tiled_predict(
     assert result is not None  # at least one window per image
     result /= weights.clamp_min(1e-12)
     return result if image.ndim == 4 else result[0]
-
-
-def resize_like_training(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize an (H, W, 3) uint8 image to ``size x size`` the way the data module does.
-
-    OpenCV area interpolation, as ``nuclei.data.dataset.resize_sample`` applies to images.
-    """
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-
-
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """An (H, W, 3) uint8 image as a (3, H, W) float tensor in [0, 1], like training samples."""
-    array = np.require(image, requirements=["C", "W"])  # copies read-only decoder output
-    return torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
-
-
-@torch.inference_mode()
-def resized_predict(
-    net: Forward,
-    images: Sequence[np.ndarray],
-    size: int,
-    batch_size: int = 8,
-    activation: Activation = torch.sigmoid,
-    device: torch.device | str | None = None,
-) -> list[torch.Tensor]:
-    """Probabilities (K, H, W) per (H, W, 3) uint8 image, predicted at ``size x size``.
-
-    Each image is resized as in training (:func:`resize_like_training`), batches of up to
-    ``batch_size`` go through the network, and each output is scaled back to its image's own
-    size by bilinear interpolation.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    results: list[torch.Tensor] = []
-    for first in range(0, len(images), batch_size):
-        chunk = images[first : first + batch_size]
-        batch = torch.stack([to_tensor(resize_like_training(img, size)) for img in chunk])
-        device_ = torch.device(device) if device is not None else _default_device(net, batch)
-        out = net(batch.to(device_))
-        if activation is not None:
-            out = activation(out)
-        for img, prob in zip(chunk, out.float(), strict=True):
-            native = F.interpolate(
-                prob.unsqueeze(0), size=img.shape[:2], mode="bilinear", align_corners=False
-            )
-            results.append(native[0].cpu())
-    return results
-
-
-def predict_maps(
-    net: Forward,
-    images: Sequence[np.ndarray],
-    size_mode: str = "resize",
-    image_size: int = 128,
-    tile: int = 512,
-    overlap: int = 64,
-    batch_size: int = 8,
-    device: torch.device | str | None = None,
-) -> list[np.ndarray]:
-    """Probability maps (C, H, W) float32 per (H, W, 3) uint8 image, the way it was trained.
-
-    Channel 0 is the foreground; a border or distance model adds its second channel.
-    ``size_mode="resize"``: :func:`resized_predict` at ``image_size``; ``"crop"`` (trained on
-    native-resolution crops): :func:`tiled_predict` at native resolution.
-    """
-    if size_mode == "resize":
-        probs = resized_predict(net, images, image_size, batch_size=batch_size, device=device)
-    elif size_mode == "crop":
-        probs = [
-            tiled_predict(net, to_tensor(img), tile, overlap, batch_size, device=device)
-            for img in images
-        ]
-    else:
-        raise ValueError(f"size_mode must be one of {SIZE_MODES}, got {size_mode!r}")
-    return [p.numpy() for p in probs]

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from hydra.core.config_store import ConfigStore
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
 from skimage.measure import label
@@ -260,3 +261,8 @@ def instances_from_probability(
 ) -> np.ndarray:
     """Instance labels (H, W) int32, 0 background and 1..N, from an (H, W) probability map."""
     return instances_from_maps(_check_2d(prob), config, "binary")
+
+
+def register_postprocess_config() -> None:
+    """Store :class:`PostprocessConfig` and its defaults as the config ``postprocess/default``."""
+    ConfigStore.instance().store(group="postprocess", name="default", node=PostprocessConfig)

@@ -1,10 +1,10 @@
 """Grid-search a run's postprocessing on its validation split and store the best settings.
 
-``scripts/tune_postprocess.py`` is the command line. The network runs once over the
-validation images (the run's own ``split.json``); every combination of the grid is then
-only postprocessing and scoring, on the cached probability maps. The best combination (by
-the DSB ``map``) is written to ``<run>/postprocess.json``, which ``nuclei-eval`` and
-``nuclei-predict`` then use for that run (``tuned_postprocess=false`` ignores it).
+``nuclei-tune`` is the command line. The network runs once over the validation images (the
+run's own split); every combination of the grid is then only postprocessing and scoring, on
+the cached probability maps. The best combination (by the DSB ``map``) is written to the
+run's tuned-postprocessing file, which ``nuclei-eval`` and ``nuclei-predict`` then use for
+that run (``tuned_postprocess=false`` ignores it).
 
 These settings are chosen on the validation split, so the validation ``map`` after tuning
 is slightly optimistic; report a test split, or compare models tuned the same way.
@@ -13,7 +13,6 @@ is slightly optimistic; report a test split, or compare models tuned the same wa
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
@@ -22,19 +21,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
 
+from nuclei.data.batches import unpad
 from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps, resolve_split
 from nuclei.metrics.dsb import DSBInstanceMetric
-from nuclei.runs.atomic import atomic_write_text
-from nuclei.runs.checkpoint import Run, restore_task
+from nuclei.progress import progress_bar
 
 __all__ = [
     "METRIC_NAMES",
     "default_grid",
     "grid_search",
+    "tuned_record",
     "validation_maps",
-    "write_tuned",
 ]
 
 #: Metrics of each grid row, from :class:`nuclei.metrics.DSBInstanceMetric`.
@@ -55,39 +54,23 @@ def default_grid(split: str) -> dict[str, list[Any]]:
     return {"threshold": [0.3, 0.4, 0.5, 0.6, 0.7], "min_area": [5, 10, 20]}
 
 
-def _progress(enabled: bool, what: str) -> Progress:
-    return Progress(
-        TextColumn(f"[bold]{what}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
-
-
 @torch.inference_mode()
 def validation_maps(
-    run: Run, datamodule: Any, progress: bool = True
+    task: nn.Module, datamodule: Any, progress: bool = True
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The run's probability maps (C, H, W) and true labels (H, W) on its validation split.
-
-    ``datamodule`` is the run's data module (see ``nuclei.cli.evaluate.evaluation_data_config``);
-    padded whole images (crop mode) are cropped back to their own size.
-    """
-    task = restore_task(run)
+    """A trained task's probability maps (C, H, W) and true labels (H, W) on the data
+    module's validation split; padded whole images (crop mode) are cropped back first."""
     datamodule.setup("validate")
     maps: list[np.ndarray] = []
     labels: list[np.ndarray] = []
     loader = datamodule.val_dataloader()
-    with _progress(progress, "Predicting validation images") as bar:
-        job = bar.add_task("predict", total=len(loader.dataset))
+    with progress_bar(progress) as bar:
+        job = bar.add_task("Predicting validation images", total=len(loader.dataset))
         for batch in loader:
             probs = torch.sigmoid(task(batch["image"])).float().numpy()
-            truth = batch["labels"].numpy()
-            sizes = batch["size"].tolist() if "size" in batch else [truth.shape[-2:]] * len(truth)
-            for prob, label, (height, width) in zip(probs, truth, sizes, strict=True):
-                maps.append(prob[:, :height, :width].astype(np.float32))
-                labels.append(label[:height, :width])
+            batch_maps, batch_labels = unpad(batch, probs, batch["labels"].numpy())
+            maps += [m.astype(np.float32) for m in batch_maps]
+            labels += batch_labels
             bar.advance(job, len(probs))
     return maps, labels
 
@@ -108,8 +91,8 @@ def grid_search(
     names = list(grid)
     combos = list(itertools.product(*(grid[name] for name in names)))
     rows = []
-    with _progress(progress, "Scoring postprocessing settings") as bar:
-        job = bar.add_task("grid", total=len(combos))
+    with progress_bar(progress) as bar:
+        job = bar.add_task("Scoring postprocessing settings", total=len(combos))
         for values in combos:
             settings = dict(zip(names, values, strict=True))
             config = replace(base, **settings)
@@ -123,21 +106,20 @@ def grid_search(
     return rows
 
 
-def write_tuned(
-    path: str | Path,
-    run: Run,
+def tuned_record(
+    checkpoint: Path,
+    target: str,
     base: PostprocessConfig,
     rows: Sequence[Mapping[str, Any]],
     n_images: int,
     seconds: float,
-) -> Path:
-    """Write ``postprocess.json``: the best settings (all of them), its scores and the grid."""
+) -> dict[str, Any]:
+    """The tuning result: the best settings (all of them), its scores and the whole grid."""
     best = rows[0]
-    settings = asdict(replace(base, **best["settings"]))
-    record = {
-        "settings": settings,
-        "checkpoint": str(run.checkpoint_path.resolve()),
-        "target": run.target,
+    return {
+        "settings": asdict(replace(base, **best["settings"])),
+        "checkpoint": str(checkpoint.resolve()),
+        "target": target,
         "split": "val",
         "n_images": n_images,
         "best": {k: best[k] for k in METRIC_NAMES},
@@ -145,7 +127,6 @@ def write_tuned(
         "tuned_at": time.strftime("%Y-%m-%d %H:%M:%S"),
         "wall_time_s": round(seconds, 1),
     }
-    return atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 def split_of(base: PostprocessConfig, target: str) -> str:

@@ -62,8 +62,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         _replace_atomically(Path(path), lambda file: torch.save(checkpoint, file))
 
 
-
-
 def atomic_write_json(path: str | Path, record: Mapping[str, Any]) -> Path:
     """Write ``record`` as indented, key-sorted JSON through :func:`atomic_write_text`."""
     return atomic_write_text(path, json.dumps(dict(record), indent=2, sort_keys=True) + "\n")

@@ -1,9 +1,10 @@
-"""Build a run's model from its config, and rebuild a finished run from its checkpoint.
+"""A finished run as rebuilt from one of its checkpoints: configuration, weights, files.
 
-``nuclei-train`` builds the task with :func:`build_task`; ``nuclei-eval`` and
-``nuclei-predict`` name only a checkpoint and get back the configuration it was trained with
-(:func:`load_run`), the very train/val split (``split.json`` beside ``checkpoints/``) and
-the trained weights (:func:`restore_task`).
+``nuclei-eval``, ``nuclei-predict`` and ``nuclei-tune`` name only a checkpoint and get back
+the configuration it was trained with (:func:`load_run`, through :func:`stored_run_config`),
+the run's folder (its ``split.json``, tuned postprocessing) and the trained task
+(:func:`restore_task`). ``nuclei-train`` stores the configuration with
+:class:`StoreRunConfig`.
 """
 
 from __future__ import annotations
@@ -17,20 +18,25 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from nuclei.instances.postprocess import PostprocessConfig
+from nuclei.runs.inherit import inherit
+from nuclei.runs.legacy import upgrade_run_config
+from nuclei.runs.run_dir import RunDir
 from nuclei.training.task import SegmentationTask
 
 log = logging.getLogger(__name__)
 
-#: Checkpoint entry holding the resolved training configuration (see SegmentationTask).
+#: Checkpoint entry holding the run's resolved configuration.
 CONFIG_KEY = "nuclei_config"
-#: Tuned postprocessing settings of a run (scripts/tune_postprocess.py), in its directory.
-TUNED_POSTPROCESS_FILE = "postprocess.json"
+#: Sections every stored configuration must have.
+REQUIRED_SECTIONS = ("data", "task")
 
 
 class CheckpointError(RuntimeError):
@@ -44,39 +50,37 @@ class Run:
     checkpoint_path: Path
     checkpoint: dict[str, Any]
     config: DictConfig
-    directory: Path
+    run_dir: RunDir
 
     @property
     def target(self) -> str:
-        """What the network was trained to predict (``data.target``; ``binary`` for old runs)."""
-        task = self.config.get("task") or {}
-        return str(task.get("target") or self.config.data.get("target") or "binary")
-
-    @property
-    def tuned_postprocess_file(self) -> Path:
-        """Where tuned postprocessing settings of this run live (may not exist)."""
-        return self.directory / TUNED_POSTPROCESS_FILE
+        """What the network was trained to predict (``binary``, ``border``, ``distance``)."""
+        return str(self.config.task.get("target") or "binary")
 
     @property
     def split_file(self) -> Path | None:
-        """The run's recorded train/val split (``split.json``), if it is there."""
-        path = self.directory / "split.json"
+        """The run's recorded train/val split, if it is there."""
+        path = self.run_dir.split_file
         return path if path.is_file() else None
 
 
-def build_task(cfg: DictConfig, **overrides: Any) -> SegmentationTask:
-    """The task of a run config: network, optimizer and scheduler factories, task settings."""
-    net = instantiate(cfg.model)
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    return instantiate(
-        cfg.task, net=net, optimizer=instantiate(cfg.optimizer), scheduler=scheduler, **overrides
-    )
+class StoreRunConfig(Callback):
+    """Store the run's resolved configuration in every checkpoint (under ``CONFIG_KEY``),
+    so that a checkpoint alone rebuilds its run."""
 
+    def __init__(self, config: DictConfig | Mapping[str, Any]) -> None:
+        super().__init__()
+        self.config = (
+            OmegaConf.to_container(config, resolve=True)
+            if OmegaConf.is_config(config)
+            else dict(config)
+        )
 
-def run_directory_of(checkpoint_path: Path) -> Path:
-    """The run directory of a checkpoint: the folder holding ``checkpoints/``, else its own."""
-    parent = checkpoint_path.parent
-    return parent.parent if parent.name == "checkpoints" else parent
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """Add the configuration to the checkpoint being written."""
+        checkpoint[CONFIG_KEY] = self.config
 
 
 def _last_words(exc: BaseException) -> str:
@@ -118,51 +122,62 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     return checkpoint
 
 
-def _config_beside(run_dir: Path) -> DictConfig | None:
-    """The run's ``.hydra/config.yaml``, resolved with ``paths.output_dir`` = ``run_dir``."""
-    path = run_dir / ".hydra" / "config.yaml"
+def read_run_config(run_dir: RunDir) -> DictConfig | None:
+    """The run's saved ``.hydra/config.yaml`` (upgraded, resolved with the run's folder as
+    ``paths.output_dir``), or None when there is none."""
+    path = run_dir.config_file
     if not path.is_file():
         return None
     cfg = OmegaConf.load(path)
     if not isinstance(cfg, DictConfig):
         return None
     if "paths" in cfg:
-        cfg.paths.output_dir = str(run_dir)  # was ${hydra:runtime.output_dir}
-    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+        cfg.paths.output_dir = str(run_dir.path)  # was ${hydra:runtime.output_dir}
+    return OmegaConf.create(upgrade_run_config(OmegaConf.to_container(cfg, resolve=True)))
+
+
+def stored_run_config(checkpoint: Mapping[str, Any], path: Path) -> DictConfig:
+    """The configuration a checkpoint was trained with: the one stored in it, else its run
+    folder's ``.hydra/config.yaml``; upgraded to today's shape."""
+    stored = checkpoint.get(CONFIG_KEY)
+    if isinstance(stored, Mapping):
+        cfg = OmegaConf.create(upgrade_run_config(stored))
+    else:
+        run_dir = RunDir.of_checkpoint(path)
+        beside = read_run_config(run_dir)
+        if beside is None:
+            raise CheckpointError(
+                f"{path}: holds no training configuration ('{CONFIG_KEY}') and there is no "
+                f"{run_dir.config_file} beside it; was it written by nuclei-train?"
+            )
+        log.warning("%s holds no stored config; using %s", path, run_dir.config_file)
+        cfg = beside
+    for key in REQUIRED_SECTIONS:
+        if key not in cfg:
+            raise CheckpointError(f"{path}: its stored configuration has no '{key}' section")
+    return cfg
 
 
 def load_run(checkpoint_path: str | Path, trust: bool = False) -> Run:
     """Read a checkpoint and the configuration it was trained with.
 
-    The configuration is the one stored in the checkpoint by ``nuclei-train``; for a
-    checkpoint without it, the run directory's ``.hydra/config.yaml``. Raises
-    :class:`CheckpointError` when neither exists.
+    Raises :class:`CheckpointError` naming the file when it cannot be read or holds no
+    configuration (and has no ``.hydra/config.yaml`` beside it).
     """
     path = Path(checkpoint_path).expanduser()
     checkpoint = read_checkpoint(path, trust=trust)
-    run_dir = run_directory_of(path)
-    stored = checkpoint.get(CONFIG_KEY)
-    if isinstance(stored, Mapping):
-        cfg = OmegaConf.create(dict(stored))
-    else:
-        beside = _config_beside(run_dir)
-        if beside is None:
-            raise CheckpointError(
-                f"{path}: holds no training configuration ('{CONFIG_KEY}') and there is no "
-                f"{run_dir / '.hydra' / 'config.yaml'} beside it; was it written by nuclei-train?"
-            )
-        log.warning("%s holds no stored config; using %s/.hydra/config.yaml", path, run_dir)
-        cfg = beside
-    for key in ("data", "model", "task", "optimizer"):
-        if key not in cfg:
-            raise CheckpointError(f"{path}: its stored configuration has no '{key}' section")
-    return Run(checkpoint_path=path, checkpoint=checkpoint, config=cfg, directory=run_dir)
+    config = stored_run_config(checkpoint, path)
+    return Run(path, checkpoint, config, RunDir.of_checkpoint(path))
 
 
 def restore_task(run: Run, **overrides: Any) -> SegmentationTask:
-    """Rebuild the run's task from its config and load the trained weights (eval mode)."""
+    """Rebuild the run's task from its config and load the trained weights (eval mode).
+
+    ``overrides`` replace constructor arguments (e.g. ``postprocess``); speed options are
+    off (compiling pays only over a long training run).
+    """
     try:
-        task = build_task(run.config, **overrides)
+        task = instantiate(run.config.task, **{"speed": None, **overrides})
     except InstantiationException as exc:
         raise CheckpointError(
             f"{run.checkpoint_path}: its stored configuration does not build a model with this "
@@ -175,23 +190,11 @@ def restore_task(run: Run, **overrides: Any) -> SegmentationTask:
             f"{run.checkpoint_path}: its weights do not fit the model its configuration "
             f"describes ({str(exc).splitlines()[0]})"
         ) from exc
-    task.run_config = OmegaConf.to_container(run.config, resolve=True)  # type: ignore[assignment]
     return task.eval()
 
 
-def merge_given(base: DictConfig, given: DictConfig | None) -> DictConfig:
-    """``base`` with every key of ``given`` that has a value (``???`` keys are skipped)."""
-    merged = OmegaConf.create(OmegaConf.to_container(base, resolve=True))
-    if given is None:
-        return merged
-    for key in given:
-        if not OmegaConf.is_missing(given, key):
-            merged[key] = given[key]
-    return merged
-
-
 def read_tuned_postprocess(path: Path) -> dict[str, Any]:
-    """The ``settings`` of a tuned-postprocessing file (``postprocess.json``)."""
+    """The ``settings`` of a tuned-postprocessing file."""
     try:
         record = json.loads(path.read_text())
         settings = dict(record["settings"])
@@ -204,18 +207,17 @@ def postprocess_of(
     run: Run, given: DictConfig | None = None, use_tuned: bool = True
 ) -> PostprocessConfig:
     """The run's postprocessing settings, from lowest to highest precedence: the defaults,
-    the run's config (as its task used them), the run's tuned ``postprocess.json`` (when
-    ``use_tuned`` and it exists), then ``given``."""
-    stored = run.config.task.get("postprocess") or run.config.get("postprocess")
+    the run's config (as its task used them), the run's tuned settings (when ``use_tuned``
+    and the file exists), then the values ``given``."""
     base = OmegaConf.create(asdict(PostprocessConfig()))
+    stored = run.config.task.get("postprocess")
     if stored is not None:
         base = OmegaConf.merge(base, stored)
-    tuned = run.tuned_postprocess_file
+    tuned = run.run_dir.tuned_postprocess_file
     if use_tuned and tuned.is_file():
         base = OmegaConf.merge(base, read_tuned_postprocess(tuned))
         log.info("Using the tuned postprocessing of %s", tuned)
-    merged = merge_given(base, given)
     try:
-        return PostprocessConfig(**OmegaConf.to_container(merged))  # type: ignore[arg-type]
+        return PostprocessConfig(**OmegaConf.to_container(inherit(base, given)))  # type: ignore[arg-type]
     except TypeError as exc:
         raise ValueError(f"postprocess: {exc}") from exc

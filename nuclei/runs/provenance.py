@@ -21,6 +21,7 @@ import torch
 
 import nuclei
 from nuclei.runs.atomic import atomic_write_text
+from nuclei.runs.run_dir import RunDir
 
 #: Distributions whose versions decide what a run computes.
 PACKAGES = (
@@ -95,13 +96,13 @@ def run_info() -> dict[str, Any]:
     }
 
 
-def write_run_info(run_dir: str | Path) -> Path:
-    """Write :func:`run_info` to ``<run_dir>/run_info.json`` (atomically).
+def write_run_info(run_dir: RunDir) -> Path:
+    """Write :func:`run_info` to the run's run-info file (atomically).
 
     If the file is already there (a resumed run), the first record is kept and this one is
     appended to its ``"resumed"`` list.
     """
-    path = Path(run_dir) / "run_info.json"
+    path = run_dir.run_info_file
     info = run_info()
     if path.is_file():
         first = json.loads(path.read_text())

@@ -15,10 +15,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-log = logging.getLogger(__name__)
+from nuclei.runs.checkpoint import read_run_config
+from nuclei.runs.run_dir import RunDir
 
-#: Where Hydra keeps the config of a resumed job, so the run's own ``.hydra`` stays intact.
-RESUME_SUBDIR = ".hydra-resume"
+log = logging.getLogger(__name__)
 
 
 def if_resume(resume: str | None, then: Any, otherwise: Any) -> Any:
@@ -30,27 +30,25 @@ if not OmegaConf.has_resolver("nuclei.if_resume"):
     OmegaConf.register_new_resolver("nuclei.if_resume", if_resume)
 
 
-def last_checkpoint(run_dir: str | Path) -> Path:
-    """``<run_dir>/checkpoints/last.ckpt``; raises FileNotFoundError naming what is missing."""
-    path = Path(run_dir) / "checkpoints" / "last.ckpt"
+def last_checkpoint(run_dir: RunDir) -> Path:
+    """The run's checkpoint of its latest epoch; FileNotFoundError naming what is missing."""
+    path = run_dir.last_checkpoint
     if not path.is_file():
         raise FileNotFoundError(
-            f"resume={run_dir}: no {path}; a run can be resumed once it has finished its "
-            "first epoch (last.ckpt is written after every epoch)"
+            f"resume={run_dir.path}: no {path}; a run can be resumed once it has finished its "
+            f"first epoch ({path.name} is written after every epoch)"
         )
     return path
 
 
 def resume_config(run_dir: str | Path) -> DictConfig:
-    """The config of the run in ``run_dir``, set to continue from its ``last.ckpt``."""
-    run_dir = Path(run_dir).expanduser().resolve()
-    config_path = run_dir / ".hydra" / "config.yaml"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"resume={run_dir}: no {config_path}; is it a nuclei-train run?")
-    checkpoint = last_checkpoint(run_dir)
-    cfg = OmegaConf.load(config_path)
-    assert isinstance(cfg, DictConfig)
-    cfg.paths.output_dir = str(run_dir)  # was ${hydra:runtime.output_dir}
-    cfg.ckpt_path = str(checkpoint)
-    cfg.resume = str(run_dir)
-    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    """The config of the run in ``run_dir``, set to continue from its latest checkpoint."""
+    run = RunDir(Path(run_dir).expanduser().resolve())
+    cfg = read_run_config(run)
+    if cfg is None:
+        raise FileNotFoundError(
+            f"resume={run.path}: no {run.config_file}; is it a nuclei-train run?"
+        )
+    cfg.ckpt_path = str(last_checkpoint(run))
+    cfg.resume = str(run.path)
+    return cfg

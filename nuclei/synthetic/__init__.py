@@ -1,1 +1,29 @@
-"""synthetic."""
+"""Synthetic DSB2018-like data set in the Kaggle ``stage1_train`` layout, cached on disk.
+
+- ``geometry``: nucleus shapes, placement, rasterisation into labels, cleaning;
+- ``noise``: random fields, blur, camera noise and illumination;
+- ``renderers``: the fluorescence, tissue and brightfield images;
+- ``render``: one sample's plan (id, family, size) and rendering;
+- ``cache``: PNG files, the worker pool, the cached sets and their folder names;
+- ``__main__``: ``python -m nuclei.synthetic OUT --n 670 --seed 0``.
+"""
+
+from nuclei.synthetic.cache import (
+    GENERATOR_VERSION,
+    ensure_synthetic_dataset,
+    generate_synthetic_dataset,
+    synthetic_root,
+)
+from nuclei.synthetic.render import FAMILIES, SamplePlan, image_id, plan_sample, render_sample
+
+__all__ = [
+    "FAMILIES",
+    "GENERATOR_VERSION",
+    "SamplePlan",
+    "ensure_synthetic_dataset",
+    "generate_synthetic_dataset",
+    "image_id",
+    "plan_sample",
+    "render_sample",
+    "synthetic_root",
+]

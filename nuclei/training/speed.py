@@ -22,8 +22,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from nuclei.training.task import SegmentationTask
-
 log = logging.getLogger(__name__)
 
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -70,8 +68,8 @@ def memory_format(channels_last: bool) -> torch.memory_format:
 def apply_speed_options(net: nn.Module, options: SpeedOptions) -> nn.Module:
     """Convert ``net`` to channels_last and/or compile it, in place; returns ``net``.
 
-    Inputs must be converted by the caller (:class:`nuclei.training.task.SegmentationTask` does it
-    in ``forward`` once its ``input_memory_format`` is set).
+    Inputs must be converted by the caller (:class:`nuclei.training.task.SegmentationTask`
+    converts them in ``forward``).
     """
     if options.channels_last:
         net.to(memory_format=torch.channels_last)
@@ -79,10 +77,3 @@ def apply_speed_options(net: nn.Module, options: SpeedOptions) -> nn.Module:
         net.compile(mode=options.compile_mode)
         log.info("Network compiled with torch.compile (mode=%s)", options.compile_mode)
     return net
-
-
-def speed_up_task(task: SegmentationTask, options: SpeedOptions) -> SegmentationTask:
-    """Apply ``options`` to the task's network and inputs, in place (before ``fit``)."""
-    apply_speed_options(task.net, options)
-    task.input_memory_format = memory_format(options.channels_last)
-    return task

@@ -1,1 +1,1 @@
-"""training/callbacks."""
+"""Lightning callbacks of a training run: image grid, random states, safety."""

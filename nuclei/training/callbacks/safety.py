@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback
 
 
 class CheckpointOnException(Callback):
-    """Save the weights to ``<dirpath>/on_exception.ckpt`` when fit, validate or test fails.
+    """Save the weights to ``path`` when fit, validate or test fails.
 
     Lightning's own ``OnExceptionCheckpoint`` also does this, but its presence makes every
     ``fit(ckpt_path=None)`` look for a "last" checkpoint to resume from: a run started in a
@@ -26,11 +26,9 @@ class CheckpointOnException(Callback):
     later stage ends normally, so it never outlives the failure it records.
     """
 
-    FILENAME = "on_exception.ckpt"
-
-    def __init__(self, dirpath: str | Path) -> None:
+    def __init__(self, path: str | Path) -> None:
         super().__init__()
-        self.path = Path(dirpath) / self.FILENAME
+        self.path = Path(path)
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
@@ -54,7 +52,7 @@ class StopOnNonFiniteLoss(Callback):
     The check runs before the backward pass, so the optimizer never steps on it, and the
     module's buffers (batch-norm running statistics, which the forward pass has already
     updated from the bad batch) are put back as they were before the step: the weights left
-    for ``OnExceptionCheckpoint`` are those of the last good step. Under DDP the decision is
+    for :class:`CheckpointOnException` are those of the last good step. Under DDP the decision is
     shared, so every process stops at the same step.
     """
 
@@ -78,10 +76,12 @@ class StopOnNonFiniteLoss(Callback):
         with torch.no_grad():
             for buffer, before in zip(pl_module.buffers(), self._buffers_before_step, strict=True):
                 buffer.copy_(before)
+        kept = [c.path for c in trainer.callbacks if isinstance(c, CheckpointOnException)]
+        where = f"are kept in {kept[0]}" if kept else "are those of the last good step"
         raise NonFiniteLossError(
             f"train/loss is {loss.detach().float().item() if bad else 'non-finite'} "
             f"at epoch {trainer.current_epoch}, step {trainer.global_step}: training stopped. "
-            "The weights before this step are kept in checkpoints/on_exception.ckpt. "
+            f"The weights before this step {where}. "
             "Common causes: a learning rate too high (optimizer.lr), a diverging "
             "precision setting (trainer.precision), or a corrupt input image."
         )

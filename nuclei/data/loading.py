@@ -1,0 +1,248 @@
+"""Load a split from a folder: scan -> instance check -> decode, gathering problems -> dataset.
+
+Every problem of a split is gathered and reported together (see
+:mod:`nuclei.data.validation`); what was found, used and dropped goes into its
+:class:`~nuclei.data.validation.SplitReport`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+
+from nuclei.data.config import (
+    AugmentationConfig,
+    SizeConfig,
+    SourceConfig,
+    SplitConfig,
+    TargetConfig,
+)
+from nuclei.data.dataset import NucleiDataset
+from nuclei.data.decode import DecodedSamples, decode_samples
+from nuclei.data.sources.layouts import (
+    DataSource,
+    LayoutError,
+    SampleFiles,
+    attach_solution,
+    find_test_split,
+    scan_folder,
+)
+from nuclei.data.splits import read_split, split_ids
+from nuclei.data.targets import INSTANCE_TARGETS
+from nuclei.data.transforms import train_transform
+from nuclei.data.validation import DataValidationError, SplitReport, check_bad_samples, some, warn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitSplits:
+    """The training and validation sides of a folder, decoded."""
+
+    train_ids: list[str]
+    val_ids: list[str]
+    train: NucleiDataset
+    val: NucleiDataset
+
+
+@dataclass
+class LabelledTestSplit:
+    """A labelled test split, decoded."""
+
+    ids: list[str]
+    dataset: NucleiDataset
+
+
+def locate_test_split(data_root: Path, source: SourceConfig) -> tuple[Path, Path | None] | None:
+    """``(test folder, solution CSV or None)``: ``source.test_root``, or one found next to
+    the training data in ``data_root``; None when there is no test split."""
+    labels = Path(source.test_labels).expanduser() if source.test_labels else None
+    if source.test_root is not None:
+        return Path(source.test_root).expanduser(), labels
+    found = find_test_split(data_root) if data_root.is_dir() else None
+    if found is None:
+        if labels is not None:
+            raise LayoutError(
+                f"data.source.test_labels={labels} is set but data.source.test_root is not, "
+                f"and {data_root} holds no stage1_test/ folder"
+            )
+        return None
+    return found[0], labels or found[1]
+
+
+def check_instances(source: DataSource, target: str) -> None:
+    """Refuse an instance target (border, distance) on merged masks, which lack instances."""
+    if target not in INSTANCE_TARGETS:
+        return
+    merged = [s.sample_id for s in source.samples if not s.has_instances]
+    if merged:
+        raise LayoutError(
+            f"data.target.kind={target} needs the instance masks of each nucleus, but "
+            f"{source.base} ({source.layout} layout) has one merged mask per image for "
+            f"{len(merged)} sample(s) (e.g. {some(merged)}): instances there are only "
+            "connected components, so touching nuclei are already merged and have no "
+            "border between them to learn. Use data in the Kaggle layout (one mask per "
+            "nucleus) or stage1_test with its solution CSV, or data.target.kind=binary."
+        )
+
+
+def _note_source(source: DataSource, report: SplitReport) -> None:
+    """Log the ignored files and keep the scan's notes as warnings."""
+    ignored = [p for p in source.ignored if p.name not in ("Thumbs.db", "desktop.ini")]
+    report.ignored_files = len(source.ignored)
+    if ignored:
+        log.info(
+            "%s: ignored %d non-image file(s): %s",
+            source.base,
+            len(ignored),
+            some(str(p.relative_to(source.base)) for p in ignored),
+        )
+    for note in source.notes:
+        warn(report, note)
+
+
+def _check_labels(decoded: DecodedSamples, source: DataSource, report: SplitReport) -> None:
+    """Warn about images without nuclei; refuse a folder where no image has one."""
+    report.empty = [i for i, lab in zip(decoded.ids, decoded.labels, strict=True) if not lab.any()]
+    if decoded.ids and len(report.empty) == len(decoded.ids):
+        raise DataValidationError(
+            str(source.base),
+            [
+                f"none of its {len(decoded.ids)} images has a nucleus (no masks found); "
+                "is this an unlabelled test set? Labels for stage1_test come from "
+                "data.source.test_labels=<stage1_solution.csv>"
+            ],
+        )
+    if report.empty:
+        warn(
+            report,
+            f"{source.base}: {len(report.empty)} of {len(decoded.ids)} image(s) have no "
+            f"masks or empty masks and are used as all background: {some(report.empty)}",
+        )
+
+
+def make_dataset(
+    decoded: DecodedSamples,
+    ids: list[str],
+    transform: A.Compose | None,
+    size: SizeConfig,
+    target: TargetConfig,
+) -> NucleiDataset:
+    """A dataset of the decoded ``ids``: stacked arrays in resize mode, lists in crop mode."""
+    images, labels = decoded.select(ids)
+    kind, width = target.kind, target.border_width
+    if size.mode == "resize":  # one size: stack into contiguous arrays
+        side = size.image_size
+        return NucleiDataset(
+            np.stack(images) if images else np.zeros((0, side, side, 3), np.uint8),
+            np.stack(labels) if labels else np.zeros((0, side, side), np.int32),
+            ids,
+            transform,
+            target=kind,
+            border_width=width,
+        )
+    return NucleiDataset(images, labels, ids, transform, target=kind, border_width=width)
+
+
+@dataclass
+class FolderLoader:
+    """Loads the splits of data folders as the ``source``, ``size`` and ``target`` settings
+    say; each split's report goes into ``reports`` as soon as it is made, so a failed load
+    still tells what it found."""
+
+    source: SourceConfig
+    size: SizeConfig
+    target: TargetConfig
+    reports: dict[str, SplitReport] = field(default_factory=dict)
+
+    def decode(
+        self, source: DataSource, wanted: Sequence[str], report: SplitReport
+    ) -> tuple[DecodedSamples, set[str]]:
+        """Decode the ``wanted`` samples, gather every problem, drop (skip) or raise (error)."""
+        by_id: dict[str, SampleFiles] = {s.sample_id: s for s in source.samples}
+        _note_source(source, report)
+        size = self.size
+        decoded = decode_samples(
+            [by_id[i] for i in wanted if i in by_id],
+            image_size=size.image_size if size.mode == "resize" else None,
+            workers=self.source.decode_workers,
+            description=f"Decoding {len(wanted)} {report.split} samples",
+        )
+        bad = {i: source.bad[i] for i in wanted if i in source.bad} | decoded.failed
+        dropped = check_bad_samples(bad, self.source.on_bad_file, report, str(source.base))
+        if decoded.notes:
+            warn(report, f"{len(decoded.notes)} warning(s) about masks in {source.base}:")
+            for note in decoded.notes:
+                warn(report, f"  {note}")
+        _check_labels(decoded, source, report)
+        if not decoded.ids:
+            raise DataValidationError(str(source.base), ["no usable sample is left"])
+        return decoded, dropped
+
+    def load_fit(
+        self, root: Path, split: SplitConfig, augmentation: AugmentationConfig, rank: int = 0
+    ) -> FitSplits:
+        """The train and val sides of ``root``: drawn from ``split.seed`` or read from
+        ``split.file``; training samples are augmented (seed ``augmentation.seed + rank``)."""
+        source = scan_folder(root, self.source.layout, split="train")
+        check_instances(source, self.target.kind)
+        report = SplitReport("train/val", str(root), source.layout)
+        self.reports["train/val"] = report
+        available = {s.sample_id for s in source.samples} | set(source.bad)
+        report.found = len(available)
+        if split.file is not None:
+            train_ids, val_ids = read_split(split.file, dict.fromkeys(available))
+        else:
+            train_ids, val_ids = sorted(available), []
+        decoded, dropped = self.decode(source, train_ids + val_ids, report)
+        train_ids = [i for i in train_ids if i not in dropped]
+        val_ids = [i for i in val_ids if i not in dropped]
+        if split.file is None:
+            train_ids, val_ids = split_ids(train_ids, split.val_fraction, split.seed)
+        elif not train_ids or not val_ids:
+            raise DataValidationError(
+                split.file, ["after dropping bad samples, a side of the split is empty"]
+            )
+        report.used = len(train_ids) + len(val_ids)
+        log.info(
+            "Data: %d samples from %s (%s layout) -> %d train / %d val%s",
+            report.found,
+            source.base,
+            source.layout,
+            len(train_ids),
+            len(val_ids),
+            f", {len(dropped)} dropped" if dropped else "",
+        )
+        transform = train_transform(self.size, augmentation, rank)
+        return FitSplits(
+            train_ids,
+            val_ids,
+            make_dataset(decoded, train_ids, transform, self.size, self.target),
+            make_dataset(decoded, val_ids, None, self.size, self.target),
+        )
+
+    def load_test(self, root: Path, labels: Path | None) -> LabelledTestSplit:
+        """The labelled test split in ``root`` (its labels from the solution CSV ``labels``)."""
+        source = scan_folder(root, "auto", split="test")
+        if labels is not None:
+            source = attach_solution(source, labels)
+        check_instances(source, self.target.kind)
+        report = SplitReport("test", str(root), source.layout, str(labels) if labels else None)
+        self.reports["test"] = report
+        wanted = sorted({s.sample_id for s in source.samples} | set(source.bad))
+        report.found = len(wanted)
+        decoded, dropped = self.decode(source, wanted, report)
+        ids = [i for i in wanted if i not in dropped]
+        report.used = len(ids)
+        log.info(
+            "Test data: %d samples from %s%s",
+            len(ids),
+            source.base,
+            f" with labels from {labels}" if labels else "",
+        )
+        return LabelledTestSplit(ids, make_dataset(decoded, ids, None, self.size, self.target))

@@ -1,0 +1,167 @@
+"""The three image families: fluorescence, H&E-like stained tissue and brightfield.
+
+Each renderer draws from ``rng`` after the geometry, in a fixed order: changing the order of
+the draws changes every image of a set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from nuclei.synthetic import noise
+from nuclei.synthetic.geometry import Nuclei
+
+#: ``(rng, labels, dist, nuclei, r0) -> image``: uint8 HxW (gray) or HxWx3 (RGB).
+Renderer = Callable[[np.random.Generator, np.ndarray, np.ndarray, Nuclei, float], np.ndarray]
+
+
+def render_fluorescence(
+    rng: np.random.Generator, labels: np.ndarray, dist: np.ndarray, nuc: Nuclei, r0: float
+) -> np.ndarray:
+    """Grayscale fluorescence: bright textured nuclei on a dark, noisy background."""
+    h, w = labels.shape
+    n = len(nuc.cy)
+    inside = labels > 0
+    d = np.where(inside, dist, 1.0).astype(np.float32)
+
+    bright = np.exp(rng.normal(0.0, rng.uniform(0.12, 0.4), n))
+    dim = rng.random(n) < rng.uniform(0.0, 0.15)
+    bright[dim] *= rng.uniform(0.2, 0.5, int(dim.sum()))
+    bright[nuc.mitotic] *= 1.8
+    level = noise.per_nucleus_map(labels, bright)
+
+    dome = rng.uniform(0.0, 0.5)
+    tex_amp = rng.uniform(0.05, 0.3)
+    tex_sigma = float(np.clip(r0 / 7.0, 0.7, 3.0))
+    texture = 1.0 + tex_amp * noise.fine_noise(rng, (h, w), tex_sigma)
+    spots = noise.spots(rng, inside, rng.uniform(0.0, 4.0) / (np.pi * r0**2), max(0.8, r0 / 9.0))
+    signal = level * ((1.0 - dome * d * d) * texture + rng.uniform(0.2, 0.8) * spots)
+    signal = np.clip(signal, 0.0, None) * inside
+
+    if rng.random() < 0.3:  # faint cytoplasmic autofluorescence around nuclei
+        signal += rng.uniform(0.02, 0.1) * noise.blur_wide(inside.astype(np.float32), 1.3 * r0)
+
+    psf = rng.uniform(2.5, 5.0) if rng.random() < 0.07 else rng.uniform(0.4, 1.6)
+    signal = ndi.gaussian_filter(signal, psf)
+    signal *= noise.illumination(rng, h, w, rng.uniform(0.0, 0.3))
+
+    typical = np.exp(rng.uniform(np.log(25.0), np.log(200.0)))  # nucleus gray level
+    background = rng.uniform(0.0, 12.0) * (1.0 + 0.15 * noise.smooth_field(rng, h, w, 60.0))
+    gray = np.clip(background + typical * signal, 0.0, None)
+    return noise.to_uint8(noise.add_noise(rng, gray, rng.uniform(0.3, 8.0), rng.uniform(0.2, 2.0)))
+
+
+def _stain(rng: np.random.Generator, base: list[float]) -> np.ndarray:
+    """Unit optical-density direction of a stain, jittered around ``base``."""
+    v = np.clip(np.asarray(base) + rng.normal(0.0, 0.04, 3), 0.02, None)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def _tissue_background(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stain amounts outside the nuclei: ``(eosin, hematoxylin)``.
+
+    Eosin: cytoplasm / stroma, mottled, sometimes fibrous (anisotropic noise at a random
+    angle), with pale gaps (lumen, fat) where neither stain is present.
+    """
+    fib = ndi.gaussian_filter(
+        rng.standard_normal((h, w), dtype=np.float32),
+        (rng.uniform(0.7, 1.5), rng.uniform(4.0, 10.0)),
+    )
+    fib = ndi.rotate(fib, rng.uniform(0, 180), reshape=False, mode="reflect", order=1)
+    fib /= fib.std() + 1e-8
+    mottle = noise.fine_noise(rng, (h, w), rng.uniform(1.5, 3.0))
+    eosin = rng.uniform(0.2, 0.7) * np.clip(
+        1.0
+        + rng.uniform(0.0, 0.3) * fib
+        + 0.12 * mottle
+        + 0.3 * noise.smooth_field(rng, h, w, rng.uniform(25, 70)),
+        0.05,
+        None,
+    )
+    hema_bg = rng.uniform(0.05, 0.35) * np.clip(
+        1.0 + 0.25 * noise.fine_noise(rng, (h, w), 1.5) + 0.4 * noise.smooth_field(rng, h, w, 40.0),
+        0.0,
+        None,
+    )
+    if rng.random() < 0.6:
+        gaps = noise.smooth_field(rng, h, w, rng.uniform(20, 50))
+        keep = 1.0 / (1.0 + np.exp(6.0 * (gaps - rng.uniform(0.6, 1.6))))
+        eosin *= keep
+        hema_bg *= 0.3 + 0.7 * keep
+    return eosin, hema_bg
+
+
+def render_tissue(
+    rng: np.random.Generator, labels: np.ndarray, dist: np.ndarray, nuc: Nuclei, r0: float
+) -> np.ndarray:
+    """H&E-like RGB tissue: purple hematoxylin nuclei in pink eosin stroma."""
+    h, w = labels.shape
+    n = len(nuc.cy)
+    inside = labels > 0
+    d = np.where(inside, dist, 1.0).astype(np.float32)
+    v_h = _stain(rng, [0.65, 0.70, 0.29])  # hematoxylin optical-density direction
+    v_e = _stain(rng, [0.10, 0.85, 0.50])  # eosin
+    eosin, hema_bg = _tissue_background(rng, h, w)
+
+    # Nuclei: dense hematoxylin with chromatin texture, darker rim (nuclear membrane).
+    hema_n = rng.uniform(1.0, 2.2) * np.exp(rng.normal(0.0, 0.2, n))
+    level = noise.per_nucleus_map(labels, hema_n)
+    rim = np.exp(-(((1.0 - d) / 0.2) ** 2))
+    base = rng.uniform(0.55, 0.95)
+    tex = noise.fine_noise(rng, (h, w), max(0.7, r0 / 6.0))
+    spots = noise.spots(rng, inside, rng.uniform(0.5, 2.0) / (np.pi * r0**2), 1.0)
+    hema_nuc = level * ((base + (1.0 - base) * rim) * (1.0 + rng.uniform(0.1, 0.3) * tex))
+    hema_nuc += level * 0.4 * spots
+    hema = hema_bg + np.clip(hema_nuc, 0.0, None) * inside
+    eosin = eosin * np.where(inside, 0.4, 1.0)
+
+    od = hema[..., None] * v_h + eosin[..., None] * v_e
+    rgb = 255.0 * np.exp(-od) * (1.0 - rng.uniform(0.0, 0.04, 3)).astype(np.float32)
+    rgb = ndi.gaussian_filter(rgb, (*(2 * [rng.uniform(0.5, 1.2)]), 0.0))
+    rgb += rng.normal(0.0, rng.uniform(1.5, 4.0), rgb.shape)
+    return noise.to_uint8(rgb)
+
+
+def render_brightfield(
+    rng: np.random.Generator, labels: np.ndarray, dist: np.ndarray, nuc: Nuclei, r0: float
+) -> np.ndarray:
+    """Grayscale brightfield: dark absorbing nuclei with a light halo on a bright background."""
+    h, w = labels.shape
+    n = len(nuc.cy)
+    inside = labels > 0
+    insidef = inside.astype(np.float32)
+    d = np.where(inside, dist, 1.0).astype(np.float32)
+
+    background = rng.uniform(150.0, 215.0)
+    texture = (
+        1.0
+        + 0.02 * noise.fine_noise(rng, (h, w), 2.0)
+        + 0.015 * noise.smooth_field(rng, h, w, 30.0)
+    )
+    # Faint, irregular cytoplasm around the nuclei.
+    cells = noise.blur_wide(insidef, 1.5 * r0) * np.clip(
+        1.0 + 0.6 * noise.smooth_field(rng, h, w, r0), 0, None
+    )
+    dark = rng.uniform(0.2, 0.55) * np.exp(rng.normal(0.0, 0.25, n))
+    level = noise.per_nucleus_map(labels, np.clip(dark, 0.05, 0.85))
+    tex = noise.fine_noise(rng, (h, w), max(0.8, r0 / 6.0))
+    absorb = level * (1.0 - 0.3 * d * d) * (1.0 + rng.uniform(0.1, 0.25) * tex)
+    halo = ndi.gaussian_filter(insidef, rng.uniform(1.5, 3.5)) - insidef
+    gray = background * (
+        texture - rng.uniform(0.04, 0.15) * cells - np.clip(absorb, 0.0, 0.95) * inside
+    )
+    gray += rng.uniform(0.1, 0.35) * background * halo
+    gray = ndi.gaussian_filter(gray, rng.uniform(0.6, 1.5))
+    gray *= noise.illumination(rng, h, w, rng.uniform(0.02, 0.12))
+    gray += np.float32(rng.uniform(1.0, 4.0)) * rng.standard_normal((h, w), dtype=np.float32)
+    return noise.to_uint8(gray)
+
+
+RENDERERS: dict[str, Renderer] = {
+    "fluorescence": render_fluorescence,
+    "tissue": render_tissue,
+    "brightfield": render_brightfield,
+}
