@@ -2,7 +2,7 @@
 
     python scripts/compare_overlays.py BINARY_CKPT INSTANCE_CKPT --out docs/instance_vs_binary.png
 
-Both runs must share their validation split (same data and data.split_seed). Each run's
+Both runs must share their validation split (same data and data.split.seed). Each run's
 probability maps come from its own validation data (as ``nuclei-eval`` sees them, so the
 per-image map in the captions is the one the evaluation averages) and are postprocessed
 with the run's own settings (tuned ``postprocess.json`` included). The image shown is the

@@ -20,15 +20,16 @@ from rich.table import Table
 
 from nuclei.runs.sweep import RunSummary, summarize
 
-#: Validation metrics shown after the objective, when the runs recorded them.
-METRIC_COLUMNS = ("val/loss", "val/acc", "val/iou", "val/dice", "val/map")
+#: Validation metrics shown after the objective (as ``val/<name>``), when runs recorded them.
+METRIC_NAMES = ("loss", "acc", "iou", "dice", "map")
 FACT_COLUMNS = ("epochs", "wall_time_s")
 
 
 def metric_columns(runs: Sequence[RunSummary]) -> list[str]:
     """The objective first, then the other validation metrics."""
     objective = runs[0].objective.metric if runs else None
-    return [objective, *(m for m in METRIC_COLUMNS if m != objective)] if objective else []
+    others = [f"val/{name}" for name in METRIC_NAMES]
+    return [objective, *(m for m in others if m != objective)] if objective else []
 
 
 def _cell(value: Any) -> str:

@@ -33,7 +33,7 @@ __all__ = [
     "target_channels",
 ]
 
-#: Allowed values of ``data.target``, with their number of channels.
+#: Allowed values of ``data.target.kind``, with their number of channels.
 TARGETS: dict[str, int] = {"binary": 1, "border": 2, "distance": 2}
 #: Targets that need true instance labels (not connected components of a merged mask).
 INSTANCE_TARGETS: tuple[str, ...] = ("border", "distance")
@@ -109,7 +109,7 @@ def make_target(labels: np.ndarray, target: str = "binary", border_width: int = 
     return np.stack(channels)
 
 
-# `${nuclei.target_channels:${data.target}}` in conf/model/*.yaml: the network's output
+# `${nuclei.target_channels:${data.target.kind}}` in conf/model/*.yaml: the network's output
 # channels follow the target.
 if not OmegaConf.has_resolver("nuclei.target_channels"):
     OmegaConf.register_new_resolver("nuclei.target_channels", target_channels)

@@ -8,7 +8,7 @@ Touching nuclei are split by one of two watersheds:
 
 * ``split="watershed"`` needs only the foreground: markers are the peaks of the distance
   transform of the thresholded mask;
-* ``split="markers"`` uses a second channel trained for it (``data.target=border`` or
+* ``split="markers"`` uses a second channel trained for it (``data.target.kind=border`` or
   ``distance``, see :mod:`nuclei.data.targets`), as the DSB2018 winners did: markers are
   the connected components of ``(fg > marker_threshold) & (border < border_threshold)``
   (or ``& (distance > distance_threshold)``), and they flood the foreground.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -99,15 +101,8 @@ class UNet(nn.Module):
         return self.head(x)
 
 
-def build_unet(
-    in_channels: int = 3,
-    out_channels: int = 1,
-    depth: int = 4,
-    base_channels: int = 32,
-    upsampling: str = "transposed",
-    batch_norm: bool = True,
-    dropout: float = 0.0,
-) -> nn.Module:
-    """A from-scratch :class:`UNet` that accepts any input size (padded to its stride)."""
-    net = UNet(in_channels, out_channels, depth, base_channels, upsampling, batch_norm, dropout)
-    return PadToMultiple(net, 2**depth)
+def build_unet(**settings: Any) -> nn.Module:
+    """A from-scratch :class:`UNet` (``settings`` are its arguments) that accepts any input
+    size: inputs are padded to its stride, ``2 ** depth``."""
+    net = UNet(**settings)
+    return PadToMultiple(net, 2**net.depth)

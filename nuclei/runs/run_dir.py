@@ -34,11 +34,46 @@ CONFIG_SUBDIR = ".hydra"
 RESUME_CONFIG_SUBDIR = ".hydra-resume"
 
 
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT_STEM = "last"
+
+
+class InRun:
+    """A path inside a run folder, read as an attribute of :class:`RunDir`."""
+
+    def __init__(self, *parts: str, doc: str) -> None:
+        self.parts = parts
+        self.__doc__ = doc
+
+    def __get__(self, run: RunDir | None, owner: type | None = None) -> Path:
+        if run is None:
+            return Path(*self.parts)  # the relative path, on the class
+        return run.path.joinpath(*self.parts)
+
+
 @dataclass(frozen=True, order=True)
 class RunDir:
     """The files of one run folder (none need exist)."""
 
     path: Path
+
+    checkpoint_dir = InRun(CHECKPOINT_DIR, doc="Where the run's checkpoints are.")
+    last_checkpoint = InRun(
+        CHECKPOINT_DIR, f"{LAST_CHECKPOINT_STEM}.ckpt", doc="The latest epoch's checkpoint."
+    )
+    exception_checkpoint = InRun(
+        CHECKPOINT_DIR, "on_exception.ckpt", doc="The weights saved when a stage failed."
+    )
+    config_file = InRun(CONFIG_SUBDIR, "config.yaml", doc="The composed config (Hydra's).")
+    overrides_file = InRun(CONFIG_SUBDIR, "overrides.yaml", doc="The command-line overrides.")
+    run_info_file = InRun("run_info.json", doc="Versions, git commit and machine of the run.")
+    split_file = InRun("split.json", doc="The recorded train/val split.")
+    data_report_file = InRun("data_report.json", doc="What the data check found and dropped.")
+    metrics_file = InRun("metrics.json", doc="Final metrics of the run's best checkpoint.")
+    tuned_postprocess_file = InRun("postprocess.json", doc="Postprocessing tuned on val.")
+    eval_metrics_file = InRun("eval_metrics.json", doc="An evaluation's metrics, in its folder.")
+    #: File stem of the checkpoint rewritten after every epoch (for resuming).
+    last_checkpoint_stem = LAST_CHECKPOINT_STEM
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path).expanduser())
@@ -47,7 +82,7 @@ class RunDir:
     def of_checkpoint(cls, checkpoint: str | Path) -> RunDir:
         """The run of a checkpoint: the folder holding ``checkpoints/``, else its own folder."""
         parent = Path(checkpoint).expanduser().parent
-        return cls(parent.parent if parent.name == cls.checkpoint_dir_name() else parent)
+        return cls(parent.parent if parent.name == CHECKPOINT_DIR else parent)
 
     @classmethod
     def current(cls, cfg: Mapping[str, Any]) -> RunDir:
@@ -55,71 +90,6 @@ class RunDir:
         if HydraConfig.initialized():
             return cls(HydraConfig.get().runtime.output_dir)
         return cls(cfg["paths"]["output_dir"])
-
-    @staticmethod
-    def checkpoint_dir_name() -> str:
-        """Name of the checkpoint folder inside a run."""
-        return "checkpoints"
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        """Where the run's checkpoints are."""
-        return self.path / self.checkpoint_dir_name()
-
-    @property
-    def last_checkpoint_stem(self) -> str:
-        """File stem of the checkpoint rewritten after every epoch (for resuming)."""
-        return "last"
-
-    @property
-    def last_checkpoint(self) -> Path:
-        """The checkpoint of the latest finished epoch."""
-        return self.checkpoint_dir / f"{self.last_checkpoint_stem}.ckpt"
-
-    @property
-    def exception_checkpoint(self) -> Path:
-        """The weights saved when a stage failed."""
-        return self.checkpoint_dir / "on_exception.ckpt"
-
-    @property
-    def config_file(self) -> Path:
-        """The run's composed configuration, as Hydra saved it."""
-        return self.path / CONFIG_SUBDIR / "config.yaml"
-
-    @property
-    def overrides_file(self) -> Path:
-        """The command-line overrides of the run, as Hydra saved them."""
-        return self.path / CONFIG_SUBDIR / "overrides.yaml"
-
-    @property
-    def run_info_file(self) -> Path:
-        """Versions, git commit and machine of the run."""
-        return self.path / "run_info.json"
-
-    @property
-    def split_file(self) -> Path:
-        """The recorded train/val split."""
-        return self.path / "split.json"
-
-    @property
-    def data_report_file(self) -> Path:
-        """What the data check found, used and dropped."""
-        return self.path / "data_report.json"
-
-    @property
-    def metrics_file(self) -> Path:
-        """Final metrics of the run's best checkpoint."""
-        return self.path / "metrics.json"
-
-    @property
-    def tuned_postprocess_file(self) -> Path:
-        """Postprocessing settings tuned on the run's validation split."""
-        return self.path / "postprocess.json"
-
-    @property
-    def eval_metrics_file(self) -> Path:
-        """Metrics of an evaluation, in the evaluation's own folder."""
-        return self.path / "eval_metrics.json"
 
     @staticmethod
     def checkpoint_eval_file(checkpoint: Path, split: str, digest: str | None = None) -> Path:
@@ -130,7 +100,7 @@ class RunDir:
     @staticmethod
     def find_in(folder: str | Path) -> list[RunDir]:
         """Every run below ``folder`` (those holding a saved overrides file), sorted."""
-        pattern = str(RunDir(Path()).overrides_file)
+        pattern = str(RunDir.overrides_file)
         return sorted(RunDir(p.parent.parent) for p in Path(folder).expanduser().rglob(pattern))
 
     def write_json(self, path: Path, record: Mapping[str, Any]) -> Path:

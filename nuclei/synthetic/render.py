@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nuclei.synthetic.geometry import clean, draw_nuclei, plain_nucleus, rasterize
-from nuclei.synthetic.renderers import RENDERERS
+from nuclei.synthetic.renderers import RENDERERS, Canvas
 
 FAMILIES = ("fluorescence", "tissue", "brightfield")
 
@@ -93,7 +93,7 @@ def render_sample(seed: int, index: int) -> tuple[np.ndarray, np.ndarray, Sample
         nuc = plain_nucleus(h, w, r0)
         labels, dist = rasterize(nuc, h, w)
         labels, kept = clean(labels, dist)
-    img = RENDERERS[plan.family](rng, labels, dist, nuc.take(kept), r0)
+    img = RENDERERS[plan.family](rng, Canvas(labels, dist, nuc.take(kept), r0))
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     return img, labels, plan

@@ -7,6 +7,7 @@ the draws changes every image of a set.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -14,18 +15,32 @@ from scipy import ndimage as ndi
 from nuclei.synthetic import noise
 from nuclei.synthetic.geometry import Nuclei
 
-#: ``(rng, labels, dist, nuclei, r0) -> image``: uint8 HxW (gray) or HxWx3 (RGB).
-Renderer = Callable[[np.random.Generator, np.ndarray, np.ndarray, Nuclei, float], np.ndarray]
+
+@dataclass
+class Canvas:
+    """What a renderer paints: the label image, each pixel's normalised depth in its nucleus,
+    the nuclei and their typical radius ``r0``."""
+
+    labels: np.ndarray
+    dist: np.ndarray
+    nuc: Nuclei
+    r0: float
+
+    def unpack(self) -> tuple[np.ndarray, Nuclei, float, np.ndarray, np.ndarray]:
+        """``labels, nuclei, r0``, the nucleus pixels, and the depth (1.0 outside nuclei)."""
+        inside = self.labels > 0
+        depth = np.where(inside, self.dist, 1.0).astype(np.float32)
+        return self.labels, self.nuc, self.r0, inside, depth
 
 
-def render_fluorescence(
-    rng: np.random.Generator, labels: np.ndarray, dist: np.ndarray, nuc: Nuclei, r0: float
-) -> np.ndarray:
+#: ``(rng, canvas) -> image``: uint8 HxW (gray) or HxWx3 (RGB).
+Renderer = Callable[[np.random.Generator, Canvas], np.ndarray]
+
+
+def render_fluorescence(rng: np.random.Generator, canvas: Canvas) -> np.ndarray:
     """Grayscale fluorescence: bright textured nuclei on a dark, noisy background."""
-    h, w = labels.shape
-    n = len(nuc.cy)
-    inside = labels > 0
-    d = np.where(inside, dist, 1.0).astype(np.float32)
+    labels, nuc, r0, inside, d = canvas.unpack()
+    (h, w), n = labels.shape, len(nuc.cy)
 
     bright = np.exp(rng.normal(0.0, rng.uniform(0.12, 0.4), n))
     dim = rng.random(n) < rng.uniform(0.0, 0.15)
@@ -94,14 +109,10 @@ def _tissue_background(rng: np.random.Generator, h: int, w: int) -> tuple[np.nda
     return eosin, hema_bg
 
 
-def render_tissue(
-    rng: np.random.Generator, labels: np.ndarray, dist: np.ndarray, nuc: Nuclei, r0: float
-) -> np.ndarray:
+def render_tissue(rng: np.random.Generator, canvas: Canvas) -> np.ndarray:
     """H&E-like RGB tissue: purple hematoxylin nuclei in pink eosin stroma."""
-    h, w = labels.shape
-    n = len(nuc.cy)
-    inside = labels > 0
-    d = np.where(inside, dist, 1.0).astype(np.float32)
+    labels, nuc, r0, inside, d = canvas.unpack()
+    (h, w), n = labels.shape, len(nuc.cy)
     v_h = _stain(rng, [0.65, 0.70, 0.29])  # hematoxylin optical-density direction
     v_e = _stain(rng, [0.10, 0.85, 0.50])  # eosin
     eosin, hema_bg = _tissue_background(rng, h, w)
@@ -125,15 +136,11 @@ def render_tissue(
     return noise.to_uint8(rgb)
 
 
-def render_brightfield(
-    rng: np.random.Generator, labels: np.ndarray, dist: np.ndarray, nuc: Nuclei, r0: float
-) -> np.ndarray:
+def render_brightfield(rng: np.random.Generator, canvas: Canvas) -> np.ndarray:
     """Grayscale brightfield: dark absorbing nuclei with a light halo on a bright background."""
-    h, w = labels.shape
-    n = len(nuc.cy)
-    inside = labels > 0
+    labels, nuc, r0, inside, d = canvas.unpack()
+    (h, w), n = labels.shape, len(nuc.cy)
     insidef = inside.astype(np.float32)
-    d = np.where(inside, dist, 1.0).astype(np.float32)
 
     background = rng.uniform(150.0, 215.0)
     texture = (

@@ -12,7 +12,7 @@ from PIL import Image
 from support.tensorboard_server import SESSION_GROUPS_QUERY, get, tensorboard_server
 from support.training import FAST_TRAIN_OVERRIDES, SMALL_UNET_OVERRIDES
 
-from nuclei.cli.summarize import find_runs, summarize
+from nuclei.runs.sweep import find_runs, summarize
 
 SUMMARIZE = Path(sys.executable).parent / "nuclei-summarize"
 
@@ -38,7 +38,7 @@ def test_two_run_sweep_is_summarized(synthetic_root: Path, tmp_path: Path) -> No
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert [p.name for p in find_runs(sweep)] == ["0", "1"]
+    assert [run.path.name for run in find_runs(sweep)] == ["0", "1"]
 
     shown = subprocess.run(
         [str(SUMMARIZE), str(sweep)],

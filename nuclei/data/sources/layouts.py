@@ -218,7 +218,7 @@ def attach_solution(source: DataSource, labels: str | Path) -> DataSource:
     """
     labels = Path(labels).expanduser()
     if not labels.is_file():
-        raise LayoutError(f"{labels}: solution CSV (data.test_labels) does not exist")
+        raise LayoutError(f"{labels}: solution CSV (data.source.test_labels) does not exist")
     solution = parse_solution(labels)
     image_ids = {s.sample_id for s in source.samples} | set(source.bad)
     problems = []

@@ -1,8 +1,9 @@
 """Random states in every checkpoint, so that a resumed run continues exactly.
 
-:class:`RandomStateCheckpoint` stores the python, numpy, torch and augmentation generators with
-each checkpoint and puts them back on resume: on the CPU with ``data.num_workers=0`` a resumed
-run draws the same shuffles and augmentations as one that was never stopped.
+:class:`RandomStateCheckpoint` stores the python, numpy, torch and augmentation generators
+with each checkpoint and puts them back on resume: on the CPU with
+``data.loader.num_workers=0`` a resumed run draws the same shuffles and augmentations as one
+that was never stopped.
 """
 
 from __future__ import annotations
