@@ -61,10 +61,10 @@ def run_postprocessing(run: Run, cfg: DictConfig) -> tuple[PostprocessConfig, bo
     return postprocess, own or postprocess == postprocess_of(run)
 
 
-def score(cfg: DictConfig, run: Run, task: L.LightningModule, datamodule: Any) -> tuple[dict, int]:
-    """Validate or test ``task`` on the split ``cfg.split``: its metrics and image count."""
+def evaluation_trainer(cfg: DictConfig, run: Run) -> L.Trainer:
+    """A Trainer for scoring: ``cfg.trainer``'s device, the run's precision unless given."""
     precision = cfg.trainer.precision or run.config.get("trainer", {}).get("precision", "32-true")
-    trainer = L.Trainer(
+    return L.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
         precision=precision,
@@ -74,7 +74,13 @@ def score(cfg: DictConfig, run: Run, task: L.LightningModule, datamodule: Any) -
         enable_progress_bar=cfg.progress_bar,
         callbacks=[RichProgressBar()] if cfg.progress_bar else None,
     )
-    if cfg.split == "val":
+
+
+def score(
+    trainer: L.Trainer, task: L.LightningModule, datamodule: Any, split: str
+) -> tuple[dict[str, float], int]:
+    """Validate or test ``task`` on ``split``: its metrics and its number of images."""
+    if split == "val":
         results = trainer.validate(task, datamodule=datamodule, verbose=False)
         n_images = _dataset_size(trainer.val_dataloaders)
     else:
@@ -98,7 +104,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             f"{type(datamodule).__name__} has no test split in this version; "
             "evaluate split=val, or give data.source.test_root/test_labels once it has one"
         )
-    metrics, n_images = score(cfg, run, task, datamodule)
+    trainer = evaluation_trainer(cfg, run)
+    metrics, n_images = score(trainer, task, datamodule, cfg.split)
     record: dict[str, Any] = {
         **metrics,
         "split": cfg.split,
@@ -110,7 +117,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "postprocess": asdict(postprocess),
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
-    if datamodule.trainer is None or datamodule.trainer.is_global_zero:
+    if trainer.is_global_zero:
         write_results(cfg, run, record, postprocess, own_postprocess)
         title = f"{run.checkpoint_path.name}: {cfg.split} split, {n_images} images"
         print_metrics(metrics, title=title)
@@ -153,8 +160,14 @@ def _hydra_main(cfg: DictConfig) -> None:
         raise SystemExit(2) from None
 
 
-def main() -> None:
-    """``nuclei-eval``: exits with status 2 and a one-line reason on bad input."""
+def main(cfg: DictConfig | None = None) -> None:
+    """``nuclei-eval``: exits with status 2 and a one-line reason on bad input.
+
+    A composed ``cfg`` is run as it is, without reading the command line.
+    """
+    if cfg is not None:
+        _hydra_main(cfg)
+        return
     translate_command_line()
     _hydra_main()
 

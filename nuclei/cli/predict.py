@@ -119,8 +119,14 @@ def _hydra_main(cfg: DictConfig) -> None:
         raise SystemExit(1)
 
 
-def main() -> None:
-    """``nuclei-predict``: exits non-zero when an image failed (after all others are done)."""
+def main(cfg: DictConfig | None = None) -> None:
+    """``nuclei-predict``: exits non-zero when an image failed (after all others are done).
+
+    A composed ``cfg`` is run as it is, without reading the command line.
+    """
+    if cfg is not None:
+        _hydra_main(cfg)
+        return
     translate_command_line()
     _hydra_main()
 

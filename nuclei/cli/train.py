@@ -73,8 +73,13 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return summary.get(Objective.of(cfg).metric)
 
 
-def main() -> float | None:
-    """``nuclei-train``: returns the objective's final value (for hyperparameter sweepers)."""
+def main(cfg: DictConfig | None = None) -> float | None:
+    """``nuclei-train``: returns the objective's final value (for hyperparameter sweepers).
+
+    A composed ``cfg`` is run as it is, without reading the command line.
+    """
+    if cfg is not None:
+        return _hydra_main(cfg)
     translate_command_line()
     return _hydra_main()
 

@@ -48,9 +48,11 @@ class Objective:
 
 
 def register_objective() -> None:
-    """Store :class:`Objective` as the config ``objective/default`` and its label resolver."""
+    """Store :class:`Objective` (its defaults) as the config ``objective/default``."""
     ConfigStore.instance().store(group="objective", name="default", node=Objective)
-    if not OmegaConf.has_resolver("nuclei.metric_label"):
-        OmegaConf.register_new_resolver(
-            "nuclei.metric_label", lambda metric: Objective(metric=metric).label
-        )
+
+
+# ``${nuclei.metric_label:${objective.metric}}`` in checkpoint file names. Registered on
+# import, so that a saved run config resolves wherever this module is loaded.
+if not OmegaConf.has_resolver("nuclei.metric_label"):
+    OmegaConf.register_new_resolver("nuclei.metric_label", lambda metric: Objective(metric).label)

@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import open_dict
 
 import nuclei.cli.predict
+import nuclei.inference.segment
 import nuclei.training.task
 from nuclei.cli import tune
 from nuclei.cli.evaluate import evaluate
@@ -29,7 +30,7 @@ def spy_postprocess(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str, str
         return real(maps, config, target)
 
     monkeypatch.setattr(nuclei.training.task, "instances_from_maps", spy)
-    monkeypatch.setattr(nuclei.cli.predict, "instances_from_maps", spy)
+    monkeypatch.setattr(nuclei.inference.segment, "instances_from_maps", spy)
     return calls
 
 

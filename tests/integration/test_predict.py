@@ -213,10 +213,10 @@ def test_nuclei_predict_console_script_reports_failures_and_exits_1(
 
 def test_prediction_follows_the_training_size_mode(tmp_path: Path) -> None:
     cfg = predict_config(tmp_path / "x.ckpt", tmp_path, tmp_path / "out")
-    old_run = OmegaConf.create({"image_size": 96})  # before data.size_mode existed
+    old_run = OmegaConf.create({"size": {"image_size": 96}})  # before data.size.mode existed
     settings = prediction_settings(old_run, cfg)
     assert (settings.size_mode, settings.image_size) == ("resize", 96)
-    crop_run = OmegaConf.create({"size_mode": "crop", "image_size": 128, "crop_size": 256})
+    crop_run = OmegaConf.create({"size": {"mode": "crop", "image_size": 128, "crop_size": 256}})
     assert prediction_settings(crop_run, cfg).size_mode == "crop"
     forced = predict_config(tmp_path / "x.ckpt", tmp_path, tmp_path, "size_mode=resize")
     assert prediction_settings(crop_run, forced).size_mode == "resize"

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from support.datamodules import flat_datamodule
 from support.samples import square_labels, write_flat, write_kaggle
+from support.training import quiet_cpu_trainer
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -130,13 +131,8 @@ def test_crop_mode_fits_and_reports_test_metrics_at_native_size(tmp_path: Path) 
     task = SegmentationTask(
         build_unet(depth=2, base_channels=4), optimizer=partial(torch.optim.Adam, lr=1e-2)
     )
-    trainer = L.Trainer(
+    trainer = quiet_cpu_trainer(
         max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
     )
     trainer.fit(task, datamodule=dm)
     results = trainer.test(task, datamodule=dm, verbose=False)[0]

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from support.tensorboard_server import SESSION_GROUPS_QUERY, get, tensorboard_server
-from support.training import FAST_TRAIN_OVERRIDES, SMALL_UNET_OVERRIDES
+from support.training import (
+    run_multirun,
+)
 
 from nuclei.runs.sweep import find_runs, summarize
 
@@ -19,24 +21,7 @@ SUMMARIZE = Path(sys.executable).parent / "nuclei-summarize"
 
 def test_two_run_sweep_is_summarized(synthetic_root: Path, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nuclei.cli.train",
-            "-m",
-            "optimizer.lr=1e-3,3e-3",
-            *FAST_TRAIN_OVERRIDES,
-            *SMALL_UNET_OVERRIDES,
-            f"data.source.root={synthetic_root}",
-            "task.map_every_n_epochs=0",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = run_multirun(sweep, synthetic_root, tmp_path, "optimizer.lr=1e-3,3e-3")
     assert done.returncode == 0, done.stderr[-3000:]
     assert [run.path.name for run in find_runs(sweep)] == ["0", "1"]
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from support.training import FAST_TRAIN_OVERRIDES, SMALL_UNET_OVERRIDES
+from support.training import (
+    run_multirun,
+)
 
 from nuclei.training.ddp_relaunch import job_command_line
 
@@ -27,26 +27,8 @@ def test_two_trial_optuna_search_trains_and_reports_the_best(
     synthetic_root: Path, tmp_path: Path
 ) -> None:
     sweep = tmp_path / "sweep"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nuclei.cli.train",
-            "-m",
-            "hparams_search=optuna",
-            "hydra.sweeper.n_trials=2",
-            *FAST_TRAIN_OVERRIDES,
-            *SMALL_UNET_OVERRIDES,  # fixed values: only optimizer.lr is searched
-            f"data.source.root={synthetic_root}",
-            "task.map_every_n_epochs=0",
-            f"paths.cache_dir={tmp_path / 'cache'}",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = run_multirun(
+        sweep, synthetic_root, tmp_path, "hparams_search=optuna", "hydra.sweeper.n_trials=2"
     )
     assert done.returncode == 0, done.stderr[-4000:]
 

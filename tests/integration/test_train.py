@@ -4,10 +4,10 @@ import json
 from functools import partial
 from pathlib import Path
 
-import lightning as L
 import torch
 from support.datamodules import flat_datamodule
 from support.samples import labelled_set, write_flat, write_kaggle, write_solution
+from support.training import quiet_cpu_trainer
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.data import DataLoader, Subset
 
@@ -114,13 +114,8 @@ def test_overfits_a_handful_of_images(synthetic_root: Path) -> None:
     task = SegmentationTask(
         build_unet(depth=3, base_channels=8), optimizer=partial(torch.optim.Adam, lr=3e-3)
     )
-    trainer = L.Trainer(
+    trainer = quiet_cpu_trainer(
         max_steps=150,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         num_sanity_val_steps=0,
     )
     trainer.fit(task, train_dataloaders=loader)

@@ -1,4 +1,12 @@
-"""Overrides for real training runs small enough for a 2-core CPU."""
+"""Overrides, trainers and command lines for real training runs small enough for 2 CPU cores."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
 
 # Small, fast settings for real training runs on 2 CPU cores.
 FAST_TRAIN_OVERRIDES = [
@@ -13,3 +21,36 @@ FAST_TRAIN_OVERRIDES = [
 ]
 
 SMALL_UNET_OVERRIDES = ["model.base_channels=8", "model.depth=3"]
+
+
+def quiet_cpu_trainer(**settings: object) -> L.Trainer:
+    """A CPU Trainer that writes nothing and prints nothing (``settings`` add to it)."""
+    return L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **settings,
+    )
+
+
+def run_multirun(
+    sweep: Path, data_root: Path, work_dir: Path, *overrides: str
+) -> subprocess.CompletedProcess:
+    """Run ``nuclei-train -m`` of small fast runs on ``data_root`` into ``sweep``, from
+    ``work_dir`` (which also holds the data cache); output captured, 5 minutes at most."""
+    command = [
+        sys.executable,
+        "-m",
+        "nuclei.cli.train",
+        "-m",
+        *overrides,
+        *FAST_TRAIN_OVERRIDES,
+        *SMALL_UNET_OVERRIDES,
+        f"data.source.root={data_root}",
+        "task.map_every_n_epochs=0",
+        f"paths.cache_dir={work_dir / 'cache'}",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    return subprocess.run(command, cwd=work_dir, capture_output=True, text=True, timeout=300)
