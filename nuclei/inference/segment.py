@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PredictionSettings:
-    """How images go through the network (see :func:`nuclei.inference.predict_maps`)."""
+    """How images go through the network (see :func:`nuclei.inference.maps.predict_maps`)."""
 
     size_mode: str
     image_size: int

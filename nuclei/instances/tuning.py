@@ -36,7 +36,7 @@ __all__ = [
     "validation_maps",
 ]
 
-#: Metrics of each grid row, from :class:`nuclei.metrics.DSBInstanceMetric`.
+#: Metrics of each grid row, from :class:`nuclei.metrics.dsb.DSBInstanceMetric`.
 METRIC_NAMES: tuple[str, ...] = ("map", "ap50", "ap75", "f1", "n_merged", "n_split")
 
 
