@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install train test lint format gallery clean-outputs help
+.PHONY: install train test lint format gallery docs clean-outputs help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -35,3 +35,6 @@ format: $(STAMP) ## Format the code with ruff
 
 gallery: $(STAMP) ## Redraw docs/synthetic_gallery.png
 	$(BIN)/python scripts/make_gallery.py
+
+docs: $(STAMP) ## Build the documentation site into site/ (offline, warnings are errors)
+	$(BIN)/mkdocs build --strict --site-dir site

@@ -1,8 +1,8 @@
 """Hydra configuration files, shipped inside the package as `nuclei.conf`.
 
 Importing it registers what the YAML files refer to: the structured configs (the data
-schema, ``postprocess/default``, ``objective/default``, the ``inherit`` sections of eval and
-predict) and the resolvers they interpolate (``nuclei.target_channels``, ``nuclei.run_dir``,
+schema, ``postprocess/default``, ``objective/default``, the ``inherit`` sections of eval,
+predict and tune) and the resolvers they interpolate (``nuclei.target_channels``, ``nuclei.run_dir``,
 ``nuclei.config_subdir``, ``nuclei.metric_label``, ``nuclei.if_resume``).
 """
 

@@ -1,3 +1,42 @@
-"""nuclei: cell-nuclei segmentation on DSB2018 with PyTorch Lightning and Hydra."""
+"""nuclei: cell-nuclei segmentation on DSB2018 with PyTorch Lightning and Hydra.
+
+The notebook API (:mod:`nuclei.api`) is exported here and imported on first use, so that
+``import nuclei`` stays instant (torch and Lightning take seconds to import):
+
+>>> import nuclei
+>>> seg = nuclei.Segmenter.from_checkpoint("outputs/train/<run>/checkpoints/last.ckpt")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: Public names and the module defining each.
+_API = {
+    "Segmenter": "nuclei.api.segmenter",
+    "show": "nuclei.api.display",
+    "compose": "nuclei.api.configs",
+    "build_datamodule": "nuclei.api.configs",
+}
+__all__ = ["Segmenter", "__version__", "build_datamodule", "compose", "show"]
+
+if TYPE_CHECKING:
+    from nuclei.api.configs import build_datamodule, compose
+    from nuclei.api.display import show
+    from nuclei.api.segmenter import Segmenter
+
+
+def __getattr__(name: str) -> Any:
+    """Import an API name on first use (PEP 562)."""
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nuclei' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

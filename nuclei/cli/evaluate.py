@@ -1,7 +1,8 @@
 """Score a trained checkpoint: ``nuclei-eval ckpt_path=PATH`` / ``python -m nuclei.cli.evaluate``.
 
 The data module, model and postprocessing are rebuilt from the configuration stored in the
-checkpoint, on the run's recorded split; ``conf/eval.yaml`` lists what may be overridden.
+checkpoint, on the run's recorded split; ``conf/eval.yaml`` (``nuclei-eval --help``) lists
+what may be overridden.
 """
 
 from __future__ import annotations
@@ -10,25 +11,41 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
 import hydra
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
+from nuclei.cli.app import App, run_app, user_errors
 from nuclei.cli.metrics_table import print_metrics
-from nuclei.cli.overrides import translate_command_line
+from nuclei.cli.overrides import Vocabulary
 from nuclei.instances.postprocess import PostprocessConfig
-from nuclei.runs.checkpoint import CheckpointError, Run, load_run, postprocess_of, restore_task
+from nuclei.runs.checkpoint import Run, load_run, postprocess_of, restore_task
+from nuclei.runs.image_scores import write_image_scores
 from nuclei.runs.inherit import given_values
 from nuclei.runs.run_data import build_datamodule, run_data_config
 from nuclei.runs.run_dir import RunDir
+from nuclei.training.callbacks.image_scores import ImageScores
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("val", "test")
+APP = App(
+    name="nuclei-eval",
+    config_name="eval",
+    words=Vocabulary(
+        main_key="ckpt_path",
+        renamed={
+            "trainer.accelerator": "device",
+            "trainer.precision": "precision",
+            "trainer.devices": None,
+        },
+    ),
+)
 
 
 class EvaluationError(ValueError):
@@ -61,18 +78,32 @@ def run_postprocessing(run: Run, cfg: DictConfig) -> tuple[PostprocessConfig, bo
     return postprocess, own or postprocess == postprocess_of(run)
 
 
+def trainer_device(device: str) -> tuple[str, int | list[int]]:
+    """``device`` (auto, cpu, cuda, cuda:N) as a Trainer's ``accelerator`` and ``devices``."""
+    name, _, index = str(device).partition(":")
+    if name in ("auto", "cpu") and not index:
+        return name, 1
+    if name in ("cuda", "gpu"):
+        if not index:
+            return "gpu", 1
+        if index.isdigit():
+            return "gpu", [int(index)]
+    raise EvaluationError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
+
+
 def evaluation_trainer(cfg: DictConfig, run: Run) -> L.Trainer:
-    """A Trainer for scoring: ``cfg.trainer``'s device, the run's precision unless given."""
-    precision = cfg.trainer.precision or run.config.get("trainer", {}).get("precision", "32-true")
+    """A Trainer for scoring: on ``cfg.device``, at the run's precision unless given."""
+    precision = cfg.precision or run.config.get("trainer", {}).get("precision", "32-true")
+    accelerator, devices = trainer_device(cfg.device)
     return L.Trainer(
-        accelerator=cfg.trainer.accelerator,
-        devices=cfg.trainer.devices,
+        accelerator=accelerator,
+        devices=devices,
         precision=precision,
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
         enable_progress_bar=cfg.progress_bar,
-        callbacks=[RichProgressBar()] if cfg.progress_bar else None,
+        callbacks=[ImageScores(), *([RichProgressBar()] if cfg.progress_bar else [])],
     )
 
 
@@ -98,6 +129,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     postprocess, own_postprocess = run_postprocessing(run, cfg)
     task = restore_task(run, postprocess=asdict(postprocess))
     data_cfg = run_data_config(run, cfg.get("data"))
+    if cfg.get("batch_size"):
+        with open_dict(data_cfg):
+            data_cfg.loader.eval_batch_size = int(cfg.batch_size)
     datamodule = build_datamodule(data_cfg)
     if cfg.split == "test" and not provides_test_loader(datamodule):
         raise EvaluationError(
@@ -118,7 +152,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
     if trainer.is_global_zero:
-        write_results(cfg, run, record, postprocess, own_postprocess)
+        write_results(cfg, run, record, postprocess, own_postprocess, ImageScores.rows_of(trainer))
         title = f"{run.checkpoint_path.name}: {cfg.split} split, {n_images} images"
         print_metrics(metrics, title=title)
     return record
@@ -130,21 +164,26 @@ def write_results(
     record: dict[str, Any],
     postprocess: PostprocessConfig,
     own_postprocess: bool,
+    image_rows: Sequence[Mapping[str, Any]] = (),
 ) -> None:
-    """Write the record to this evaluation's folder and beside the checkpoint.
+    """Write the record to this evaluation's folder (``cfg.output``, else the Hydra run
+    folder) and beside the checkpoint; the one place nuclei-eval writes files.
 
     Beside the checkpoint it is ``<stem>.<split>.eval.json`` for the run's own data and
     postprocessing; other settings add a digest of them, so that evaluating one checkpoint
     several ways keeps every result.
     """
-    out_dir = RunDir.current(cfg)
+    out_dir = RunDir(cfg.output) if cfg.get("output") else RunDir.current(cfg)
     written = [out_dir.write_json(out_dir.eval_metrics_file, record)]
+    written.append(write_image_scores(out_dir.eval_images_file, image_rows))
     data_given = given_values(cfg.get("data"))
     own = own_postprocess and not data_given
     digest = None if own else settings_digest(data_given, postprocess)
     beside = RunDir.checkpoint_eval_file(run.checkpoint_path, cfg.split, digest)
     try:
         written.append(out_dir.write_json(beside, record))
+        images = RunDir.checkpoint_images_file(run.checkpoint_path, cfg.split, digest)
+        written.append(write_image_scores(images, image_rows))
     except OSError as exc:
         log.warning("Could not write %s beside the checkpoint: %s", beside, exc)
     for path in written:
@@ -153,11 +192,8 @@ def write_results(
 
 @hydra.main(version_base="1.3", config_path="pkg://nuclei.conf", config_name="eval")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
+    with user_errors(APP.name, EvaluationError):
         evaluate(cfg)
-    except (CheckpointError, ValueError, FileNotFoundError) as exc:
-        log.error("nuclei-eval: %s", exc)
-        raise SystemExit(2) from None
 
 
 def main(cfg: DictConfig | None = None) -> None:
@@ -168,8 +204,7 @@ def main(cfg: DictConfig | None = None) -> None:
     if cfg is not None:
         _hydra_main(cfg)
         return
-    translate_command_line()
-    _hydra_main()
+    run_app(APP, _hydra_main)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from rich.console import Console
 from rich.table import Table
+
+from nuclei.cli.console import print_table
 
 METRIC_LABELS = {
     "loss": "BCE loss",
@@ -50,5 +51,5 @@ def metrics_table(metrics: Mapping[str, float], title: str) -> Table:
 
 
 def print_metrics(metrics: Mapping[str, float], title: str) -> None:
-    """Print :func:`metrics_table` to the terminal."""
-    Console().print(metrics_table(metrics, title))
+    """Print :func:`metrics_table`, whole whatever the output (:func:`print_table`)."""
+    print_table(metrics_table(metrics, title))

@@ -1,32 +1,156 @@
-"""Command-line overrides written for an older layout of the configs keep working.
+"""Command lines written for older versions keep working, each rewrite noted on stderr.
 
-``data.root=...``, ``data.image_size=...`` and the other flat data keys of nuclei 0.1 are
-rewritten to their grouped names (``data.source.root``, ``data.size.image_size``; see
-:data:`nuclei.data.legacy_keys.LEGACY_DATA_KEYS`) before Hydra reads the command line, with a
-note on standard error saying what each became.
+Two kinds of older spellings are rewritten before Hydra reads the command line:
+
+* ``data.root=...``, ``data.image_size=...`` and the other flat data keys of nuclei 0.1
+  become their grouped names (``data.source.root``, ``data.size.image_size``; see
+  :data:`nuclei.data.legacy_keys.LEGACY_DATA_KEYS`), for every command;
+* a command's own :class:`Vocabulary`: a bare positional argument becomes its main key
+  (``nuclei-tune CKPT`` -> ``ckpt_path=CKPT``), argparse flags of the summarize and tune
+  scripts become keys (``--no-progress`` -> ``progress_bar=false``) and renamed keys their
+  new names (``trainer.accelerator=cpu`` -> ``device=cpu`` for nuclei-eval).
 """
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from nuclei.data.legacy_keys import translate_legacy_override
 
+#: Hydra's own flags that take the next argument as their value (it is not a positional).
+HYDRA_VALUE_FLAGS = frozenset(
+    {"--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name", "-cn"}
+    | {"--config-dir", "-cd", "--experimental-rerun", "--info", "-i"}
+)
 
-def translate_arguments(arguments: list[str]) -> tuple[list[str], list[str]]:
-    """The arguments with legacy overrides renamed, and one note per renamed override."""
-    translated, notes = [], []
-    for argument in arguments:
-        new, note = translate_legacy_override(argument)
-        translated.append(new)
+
+_PLAIN = re.compile(r"[\w./~+-]+")
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """One command's older spellings and the keys they now are.
+
+    Attributes:
+        main_key: a bare positional argument ``ARG`` becomes ``main_key='ARG'``.
+        switches: a flag without a value and the override it stands for
+            (``"--dry-run": "dry_run=true"``).
+        options: a flag taking one value and its key (``"--out": "output"``).
+        lists: a flag taking ``KEY=V1,V2`` items and the dict they fill
+            (``"--grid": "grid"``: ``--grid threshold=0.4,0.5`` -> ``grid.threshold=[0.4,0.5]``).
+        renamed: an old key and its new one (``"trainer.accelerator": "device"``); a new key
+            of ``None`` drops the override (the option is gone).
+    """
+
+    main_key: str | None = None
+    switches: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict)
+    lists: Mapping[str, str] = field(default_factory=dict)
+    renamed: Mapping[str, str | None] = field(default_factory=dict)
+
+
+def quoted(value: str) -> str:
+    """``value`` as a quoted Hydra string, so paths with ``=``, ``,`` or spaces stay whole."""
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def as_value(value: str) -> str:
+    """``value`` as a Hydra value: as it is when plain (``5``, ``out/dir``), else quoted."""
+    return value if _PLAIN.fullmatch(value) else quoted(value)
+
+
+def is_positional(argument: str) -> bool:
+    """Whether ``argument`` is a bare value (a path), not a flag or a ``key=value`` override:
+    no ``=``, or a path (``/x/epoch=3.ckpt``, ``./a=b``, an existing file)."""
+    if argument.startswith("-"):
+        return False
+    return "=" not in argument or argument.startswith(("/", ".", "~")) or Path(argument).exists()
+
+
+def _list_items(arguments: list[str], start: int) -> int:
+    """Index after the ``KEY=V1,V2`` items that follow a list flag at ``start - 1``."""
+    end = start
+    while end < len(arguments):
+        key, sep, _ = arguments[end].partition("=")
+        if not sep or not key.isidentifier():
+            break
+        end += 1
+    return end
+
+
+def _translate_flag(
+    arguments: list[str], i: int, words: Vocabulary
+) -> tuple[list[str], int] | None:
+    """The overrides an old flag at ``arguments[i]`` stands for and the next index."""
+    flag, has_value, inline = arguments[i].partition("=")
+    if flag in words.switches and not has_value:
+        return [words.switches[flag]], i + 1
+    if flag in words.options:
+        if has_value:
+            return [f"{words.options[flag]}={as_value(inline)}"], i + 1
+        if i + 1 < len(arguments):
+            return [f"{words.options[flag]}={as_value(arguments[i + 1])}"], i + 2
+    if flag in words.lists and not has_value:
+        end = _list_items(arguments, i + 1)
+        items = [item.partition("=") for item in arguments[i + 1 : end]]
+        return [f"{words.lists[flag]}.{key}=[{values}]" for key, _, values in items], end
+    return None
+
+
+def _translate_key(argument: str, words: Vocabulary) -> tuple[str | None, str | None]:
+    """``argument`` with a renamed key, and a note; ``(argument, None)`` when unchanged."""
+    key, sep, value = argument.partition("=")
+    if not sep or key not in words.renamed:
+        return translate_legacy_override(argument)
+    new = words.renamed[key]
+    if new is None:
+        return None, f"{key} is no longer an option: {argument!r} ignored"
+    return f"{new}={value}", f"{key} is now {new}: read {argument!r} as '{new}={value}'"
+
+
+def translate_arguments(
+    arguments: list[str], words: Vocabulary | None = None
+) -> tuple[list[str], list[str]]:
+    """The arguments in today's keys, and one note per rewritten argument."""
+    words = words or Vocabulary()
+    translated: list[str] = []
+    notes: list[str] = []
+    positional_done = False
+    i = 0
+    while i < len(arguments):
+        argument = arguments[i]
+        flag = _translate_flag(arguments, i, words)
+        if flag is not None:
+            new, end = flag
+            translated += new
+            notes.append(f"{' '.join(arguments[i:end])} is now {' '.join(new) or 'nothing'}")
+            i = end
+            continue
+        if argument in HYDRA_VALUE_FLAGS and i + 1 < len(arguments):
+            translated += arguments[i : i + 2]
+            i += 2
+            continue
+        if words.main_key and not positional_done and is_positional(argument):
+            translated.append(f"{words.main_key}={quoted(argument)}")
+            positional_done = True
+            i += 1
+            continue
+        new_argument, note = _translate_key(argument, words)
+        if new_argument is not None:
+            translated.append(new_argument)
         if note:
             notes.append(note)
+        i += 1
     return translated, notes
 
 
-def translate_command_line() -> None:
-    """Rename legacy overrides in ``sys.argv`` in place, printing a note for each."""
-    arguments, notes = translate_arguments(sys.argv[1:])
+def translate_command_line(words: Vocabulary | None = None) -> None:
+    """Rewrite older spellings in ``sys.argv`` in place, printing a note for each."""
+    arguments, notes = translate_arguments(sys.argv[1:], words)
     for note in notes:
         print(f"nuclei: {note}", file=sys.stderr)
     sys.argv[1:] = arguments

@@ -3,8 +3,11 @@
 ``nuclei-predict ckpt_path=PATH input=DIR_OR_FILE output=DIR`` predicts every image the
 way the model was trained (resized to its ``image_size``, or tiled at native resolution for
 a model trained on crops), turns the probabilities into nuclei and writes, per image,
-``<id>_mask.png``, ``<id>_labels.tif`` and ``<id>_overlay.png``, and for the whole input
-``nuclei.csv``, ``summary.csv`` and ``submission.csv`` (see ``conf/predict.yaml``).
+``<id>_mask.png``, ``<id>_labels.tif`` and ``<id>_overlay.png`` (with
+``save_probabilities=true`` also ``<id>_probabilities.tif``), and for the whole input
+``nuclei.csv``, ``summary.csv``, ``submission.csv`` and ``predict_args.json`` (checkpoint and
+its SHA-256, settings, versions; see ``conf/predict.yaml``). Each image goes through
+:class:`nuclei.Segmenter`, the object a notebook uses.
 """
 
 from __future__ import annotations
@@ -15,42 +18,35 @@ from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
-from rich.console import Console
 from rich.table import Table
 
-from nuclei.cli.overrides import translate_command_line
-from nuclei.data.config import SIZE_MODES
-from nuclei.inference.device import resolve_device
+from nuclei.api.predict_args import write_predict_args
+from nuclei.api.segmenter import Segmenter
+from nuclei.cli.app import App, run_app, user_errors
+from nuclei.cli.console import print_table
 from nuclei.inference.image_guard import pillow_pixel_limit
-from nuclei.inference.segment import (
-    PredictionReport,
-    PredictionSettings,
-    find_images,
-    segment_images,
-)
+from nuclei.inference.segment import PredictionReport, find_images, segment_images
 from nuclei.inference.writers import PredictionWriter
-from nuclei.runs.checkpoint import CheckpointError, load_run, postprocess_of, restore_task
 from nuclei.runs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
+APP = App(name="nuclei-predict", config_name="predict")
 
-def prediction_settings(stored_data: DictConfig, cfg: DictConfig) -> PredictionSettings:
-    """The size handling of the training run (``data.size``, default resize), or ``cfg``'s."""
-    stored_size = stored_data.get("size") or {}
-    size_mode = cfg.size_mode or stored_size.get("mode") or "resize"
-    if size_mode not in SIZE_MODES:
-        raise ValueError(f"size_mode must be one of {SIZE_MODES}, got {size_mode!r}")
-    image_size = cfg.image_size or stored_size.get("image_size")
-    if size_mode == "resize" and not image_size:
-        raise ValueError("size_mode=resize needs image_size (not in the stored config)")
-    return PredictionSettings(
-        size_mode=size_mode,
-        image_size=int(image_size or 0),
+
+def segmenter_of(cfg: DictConfig) -> Segmenter:
+    """The :class:`nuclei.Segmenter` of ``cfg.ckpt_path`` with the command's options."""
+    return Segmenter.from_checkpoint(
+        cfg.ckpt_path,
+        device=str(cfg.device),
+        trust_checkpoint=bool(cfg.trust_checkpoint),
+        postprocess=cfg.get("postprocess"),
+        tuned_postprocess=bool(cfg.get("tuned_postprocess", True)),
+        batch_size=int(cfg.batch_size),
         tile=int(cfg.tile),
         overlap=int(cfg.overlap),
-        batch_size=int(cfg.batch_size),
-        device=resolve_device(str(cfg.device)),
+        size_mode=cfg.size_mode,
+        image_size=cfg.image_size,
     )
 
 
@@ -59,6 +55,19 @@ def output_directory(cfg: DictConfig) -> Path:
     if cfg.get("output"):
         return Path(cfg.output).expanduser()
     return RunDir.current(cfg).path
+
+
+def writer_of(cfg: DictConfig) -> PredictionWriter:
+    """The writer of the files ``cfg`` asks for, into :func:`output_directory`."""
+    properties = cfg.get("properties")
+    return PredictionWriter(
+        output_directory(cfg),
+        overlay=bool(cfg.overlay),
+        pixel_size_um=cfg.get("pixel_size_um"),
+        properties=None if properties is None else list(properties),
+        save_probabilities=bool(cfg.get("save_probabilities", False)),
+        roi_zip=bool(cfg.get("roi_zip", False)),
+    )
 
 
 def print_report(report: PredictionReport, seconds: float) -> None:
@@ -73,34 +82,29 @@ def print_report(report: PredictionReport, seconds: float) -> None:
     table.add_row("failed images", str(len(report.failures)))
     table.add_row("time", f"{seconds:.1f} s")
     table.add_row("output", str(report.output_dir))
-    Console().print(table)
+    print_table(table)  # whole, also in a file or a narrow terminal
 
 
 def predict(cfg: DictConfig) -> PredictionReport:
     """Segment ``cfg.input`` with the checkpoint ``cfg.ckpt_path`` into ``cfg.output``."""
     started = time.perf_counter()
-    run = load_run(cfg.ckpt_path, trust=cfg.trust_checkpoint)
-    postprocess = postprocess_of(
-        run, cfg.get("postprocess"), use_tuned=cfg.get("tuned_postprocess", True)
-    )
-    settings = prediction_settings(run.config.data, cfg)
+    segmenter = segmenter_of(cfg)
     paths = find_images(cfg.input)
-    net = restore_task(run).to(settings.device)
-    log.info("Segmenting %d image(s) from %s: %s", len(paths), cfg.input, settings.describe())
-    log.info("Target %s; postprocessing %s", run.target, postprocess)
+    log.info(
+        "Segmenting %d image(s) from %s: %s", len(paths), cfg.input, segmenter.settings.describe()
+    )
+    log.info("Target %s; postprocessing %s", segmenter.target, segmenter.postprocess)
     with (
-        PredictionWriter(output_directory(cfg), overlay=cfg.overlay) as writer,
+        writer_of(cfg) as writer,
         pillow_pixel_limit(int(cfg.max_pixels)),
     ):
+        write_predict_args(writer.output_dir, segmenter, input=str(cfg.input))
         report = segment_images(
-            net,
+            segmenter,
             paths,
             writer,
-            settings,
-            postprocess,
             int(cfg.max_pixels),
             cfg.progress_bar,
-            target=run.target,
         )
     print_report(report, time.perf_counter() - started)
     return report
@@ -108,11 +112,8 @@ def predict(cfg: DictConfig) -> PredictionReport:
 
 @hydra.main(version_base="1.3", config_path="pkg://nuclei.conf", config_name="predict")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
+    with user_errors(APP.name, ValueError):  # a bad option value, an ambiguous input folder
         report = predict(cfg)
-    except (CheckpointError, ValueError, FileNotFoundError) as exc:
-        log.error("nuclei-predict: %s", exc)
-        raise SystemExit(2) from None
     if report.failures:
         lines = "\n".join(f"  {why}" for why in report.failures.values())  # names the file
         log.error("%d image(s) could not be segmented:\n%s", len(report.failures), lines)
@@ -127,8 +128,7 @@ def main(cfg: DictConfig | None = None) -> None:
     if cfg is not None:
         _hydra_main(cfg)
         return
-    translate_command_line()
-    _hydra_main()
+    run_app(APP, _hydra_main)
 
 
 if __name__ == "__main__":

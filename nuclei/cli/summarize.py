@@ -1,28 +1,41 @@
-"""Compare the runs of a sweep: ``nuclei-summarize SWEEP_DIR``.
+"""Compare the runs of a sweep: ``nuclei-summarize SWEEP_DIR`` (or ``sweep=SWEEP_DIR``).
 
 Reads every run of a Hydra multirun folder (its overrides, final metrics and the TensorBoard
 curve of its objective, see :mod:`nuclei.runs.sweep`), prints a table sorted by the
 objective (``val/iou`` unless the runs set ``objective.metric``), and writes
 ``summary.csv``, ``summary.md`` and ``<objective>.png`` (e.g. ``val_iou.png``: the curves of
-all runs, drawn with matplotlib).
+all runs, drawn with matplotlib) into ``output`` (null: the sweep folder); see
+``conf/summarize.yaml`` (``nuclei-summarize --help``).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+import hydra
+from omegaconf import DictConfig
 from rich.table import Table
 
+from nuclei.cli.app import App, run_app, user_errors
+from nuclei.cli.console import print_table
+from nuclei.cli.overrides import Vocabulary
 from nuclei.runs.sweep import RunSummary, summarize
 
 #: Validation metrics shown after the objective (as ``val/<name>``), when runs recorded them.
 METRIC_NAMES = ("loss", "acc", "iou", "dice", "map")
 FACT_COLUMNS = ("epochs", "wall_time_s")
+APP = App(
+    name="nuclei-summarize",
+    config_name="summarize",
+    words=Vocabulary(
+        main_key="sweep",
+        switches={"--no-progress": "progress_bar=false"},
+        options={"--out": "output"},
+    ),
+)
 
 
 def metric_columns(runs: Sequence[RunSummary]) -> list[str]:
@@ -105,33 +118,28 @@ def plot_curves(runs: Sequence[RunSummary], path: Path, size: tuple[int, int] = 
     return path
 
 
-def print_table(runs: Sequence[RunSummary], title: str) -> None:
-    """Print the comparison table to the terminal."""
+def print_runs(runs: Sequence[RunSummary], title: str) -> None:
+    """Print the comparison table, whole even in a file or a narrow terminal."""
     header, rows = table_rows(runs)
     table = Table(title=title)
     for column in header:
         table.add_column(column, justify="left" if column in ("run", "overrides") else "right")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    print_table(table)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: summarize a sweep folder; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="nuclei-summarize", description=__doc__.split("\n")[0])
-    parser.add_argument("sweep_dir", type=Path, help="a multirun folder (hydra.sweep.dir)")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="where to write the files (default: sweep_dir)"
-    )
-    args = parser.parse_args(argv)
-    runs = summarize(args.sweep_dir)
+def summarize_sweep(sweep: Path, output: Path | None = None) -> int:
+    """Print the table of the sweep's runs and write its files; returns the exit status
+    (1 when no run is found)."""
+    runs = summarize(sweep)
     if not runs:
-        print(f"{args.sweep_dir}: no runs found (no run folder with saved overrides below it)")
+        print(f"{sweep}: no runs found (no run folder with saved overrides below it)")
         return 1
-    out = args.out or args.sweep_dir
+    out = output or sweep
     out.mkdir(parents=True, exist_ok=True)
     objective = runs[0].objective
-    print_table(runs, title=f"{len(runs)} runs of {args.sweep_dir}, by {objective.metric}")
+    print_runs(runs, title=f"{len(runs)} runs of {sweep}, by {objective.metric}")
     for written in (
         write_csv(runs, out / "summary.csv"),
         write_markdown(runs, out / "summary.md"),
@@ -141,5 +149,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+@hydra.main(version_base="1.3", config_path="pkg://nuclei.conf", config_name="summarize")
+def _hydra_main(cfg: DictConfig) -> None:
+    with user_errors(APP.name):
+        output = Path(cfg.output).expanduser() if cfg.output else None
+        status = summarize_sweep(Path(cfg.sweep).expanduser(), output)
+    if status:
+        raise SystemExit(status)
+
+
+def main(cfg: DictConfig | None = None) -> None:
+    """``nuclei-summarize``: exit status 1 when the folder holds no runs.
+
+    A composed ``cfg`` is run as it is, without reading the command line.
+    """
+    if cfg is not None:
+        _hydra_main(cfg)
+        return
+    run_app(APP, _hydra_main)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -15,8 +15,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from nuclei.cli.app import App, run_app, user_errors
 from nuclei.cli.metrics_table import print_metrics
-from nuclei.cli.overrides import translate_command_line
 from nuclei.runs.checkpoint import StoreRunConfig
 from nuclei.runs.provenance import write_run_info
 from nuclei.runs.resume import resume_config
@@ -26,6 +26,8 @@ from nuclei.training.objective import Objective
 from nuclei.training.trainer import build_trainer, log_final_hyperparameters, score_best_checkpoint
 
 log = logging.getLogger(__name__)
+
+APP = App(name="nuclei-train", config_name="train")
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -69,7 +71,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="pkg://nuclei.conf", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    summary = train(cfg)
+    with user_errors(APP.name):
+        summary = train(cfg)
     return summary.get(Objective.of(cfg).metric)
 
 
@@ -80,8 +83,8 @@ def main(cfg: DictConfig | None = None) -> float | None:
     """
     if cfg is not None:
         return _hydra_main(cfg)
-    translate_command_line()
-    return _hydra_main()
+    run_app(APP, _hydra_main)
+    return None
 
 
 if __name__ == "__main__":

@@ -1,30 +1,34 @@
 """Grid-search a run's postprocessing on its validation split; store the best in the run.
 
     nuclei-tune outputs/train/<run>/checkpoints/last.ckpt
-    nuclei-tune CKPT --grid threshold=0.4,0.5 border_threshold=0.3,0.5
+    nuclei-tune ckpt_path=CKPT grid.threshold=[0.4,0.5] grid.border_threshold=[0.3,0.5]
 
 The network runs once over the run's validation split (its split.json); each combination
 is then postprocessed and scored with the DSB metric, and a table of the grid is printed.
-The best settings go to the run's postprocess.json (``--out`` elsewhere, ``--dry-run``
+The best settings go to the run's postprocess.json (``output=`` elsewhere, ``dry_run=true``
 nowhere), which ``nuclei-eval`` and ``nuclei-predict`` use for that run from then on.
 The default grid depends on the run's split method: marker-watershed settings for a
-border-trained run, threshold and minimum area for connected components.
+border-trained run, threshold and minimum area for connected components. ``conf/tune.yaml``
+(``nuclei-tune --help``) lists the options.
 """
 
 from __future__ import annotations
 
-import argparse
-import logging
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+import hydra
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from rich.table import Table
+from torch import nn
 
-from nuclei.instances.postprocess import PostprocessConfig
+from nuclei.cli.app import App, run_app, user_errors
+from nuclei.cli.console import print_table
+from nuclei.cli.overrides import Vocabulary
+from nuclei.inference.device import resolve_device
 from nuclei.instances.tuning import (
     METRIC_NAMES,
     default_grid,
@@ -33,34 +37,46 @@ from nuclei.instances.tuning import (
     tuned_record,
     validation_maps,
 )
-from nuclei.runs.checkpoint import CheckpointError, load_run, postprocess_of, restore_task
+from nuclei.runs.checkpoint import load_run, postprocess_of, restore_task
+from nuclei.runs.inherit import given_values
 from nuclei.runs.run_data import build_datamodule, run_data_config
 
+APP = App(
+    name="nuclei-tune",
+    config_name="tune",
+    words=Vocabulary(
+        main_key="ckpt_path",
+        switches={
+            "--dry-run": "dry_run=true",
+            "--no-progress": "progress_bar=false",
+            "--trust-checkpoint": "trust_checkpoint=true",
+        },
+        options={"--out": "output", "--top": "top"},
+        lists={"--grid": "grid"},
+    ),
+)
 
-def parse_value(text: str) -> Any:
-    """``0.5`` -> 0.5, ``3`` -> 3, ``true`` -> True, anything else stays a string."""
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+
+class OnDevice(nn.Module):
+    """A network run on ``device``, taking and returning tensors on the CPU."""
+
+    def __init__(self, net: nn.Module, device: torch.device) -> None:
+        super().__init__()
+        self.net = net.to(device).eval()
+        self.device = device
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The network's output for ``images``, back on the CPU."""
+        return self.net(images.to(self.device)).cpu()
 
 
-def parse_grid(items: list[str]) -> dict[str, list[Any]]:
-    """``["threshold=0.4,0.5", ...]`` -> ``{"threshold": [0.4, 0.5], ...}``."""
-    known = set(PostprocessConfig.__dataclass_fields__)
-    grid: dict[str, list[Any]] = {}
-    for item in items:
-        name, sep, values = item.partition("=")
-        if not sep or not values or name not in known:
-            raise SystemExit(
-                f"--grid {item!r}: expected KEY=V1,V2,... with KEY one of {sorted(known)}"
-            )
-        grid[name] = [parse_value(v) for v in values.split(",")]
+def search_grid(section: DictConfig | None) -> dict[str, list[Any]]:
+    """The ``grid.KEY=[V1,V2]`` given: ``{"threshold": [0.4, 0.5], ...}`` (a scalar is one
+    value); keys left at ``???`` are not searched."""
+    grid = {}
+    for name, values in given_values(section).items():
+        listed = OmegaConf.to_container(values) if isinstance(values, ListConfig) else values
+        grid[name] = list(listed) if isinstance(listed, list | tuple) else [listed]
     return grid
 
 
@@ -80,47 +96,53 @@ def grid_table(rows: list[dict[str, Any]], names: list[str], top: int) -> Table:
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="nuclei-tune", description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", help="a checkpoint of the run (e.g. .../last.ckpt)")
-    parser.add_argument(
-        "--grid", nargs="*", default=[], metavar="KEY=V1,V2", help="override the default grid"
-    )
-    parser.add_argument("--out", help="where to write the best settings (default: the run's)")
-    parser.add_argument("--dry-run", action="store_true", help="print the table, write nothing")
-    parser.add_argument("--top", type=int, default=20, help="table rows to print (0: all)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--trust-checkpoint", action="store_true")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def tune(cfg: DictConfig) -> dict[str, Any]:
+    """Search ``cfg.grid`` (or the run's default grid), print the table, store the best;
+    returns the tuning record (see :func:`nuclei.instances.tuning.tuned_record`)."""
     started = time.perf_counter()
-    try:
-        run = load_run(args.checkpoint, trust=args.trust_checkpoint)
-    except CheckpointError as exc:
-        print(f"nuclei-tune: {exc}", file=sys.stderr)
-        return 2
+    run = load_run(cfg.ckpt_path, trust=cfg.trust_checkpoint)
     base = postprocess_of(run, use_tuned=False)
     base = replace(base, split=split_of(base, run.target))
-    grid = parse_grid(args.grid) or default_grid(base.split)
-    datamodule = build_datamodule(run_data_config(run))
-    maps, labels = validation_maps(restore_task(run), datamodule, progress=not args.no_progress)
-    rows = grid_search(maps, labels, base, grid, run.target, progress=not args.no_progress)
-    Console(width=max(120, Console().width)).print(grid_table(rows, list(grid), args.top))
+    grid = search_grid(cfg.get("grid")) or default_grid(base.split)
+    data_cfg = run_data_config(run)
+    if cfg.get("batch_size"):
+        with open_dict(data_cfg):
+            data_cfg.loader.eval_batch_size = int(cfg.batch_size)
+    net = OnDevice(restore_task(run), resolve_device(str(cfg.device)))
+    maps, labels = validation_maps(net, build_datamodule(data_cfg), progress=cfg.progress_bar)
+    rows = grid_search(maps, labels, base, grid, run.target, progress=cfg.progress_bar)
+    print_table(grid_table(rows, list(grid), int(cfg.top)))
     best = rows[0]
     print(
         f"best on {len(maps)} validation images ({run.target} target, split={base.split}): "
         + ", ".join(f"{k}={v}" for k, v in best["settings"].items())
         + f" -> map {best['map']:.4f}"
     )
-    if not args.dry_run:
-        out = Path(args.out) if args.out else run.run_dir.tuned_postprocess_file
-        elapsed = time.perf_counter() - started
-        record = tuned_record(run.checkpoint_path, run.target, base, rows, len(maps), elapsed)
+    elapsed = time.perf_counter() - started
+    record = tuned_record(run.checkpoint_path, run.target, base, rows, len(maps), elapsed)
+    if not cfg.dry_run:
+        out = Path(cfg.output).expanduser() if cfg.output else run.run_dir.tuned_postprocess_file
         run.run_dir.write_json(out, record)
         print(f"written to {out}")
-    return 0
+    return record
+
+
+@hydra.main(version_base="1.3", config_path="pkg://nuclei.conf", config_name="tune")
+def _hydra_main(cfg: DictConfig) -> None:
+    with user_errors(APP.name):
+        tune(cfg)
+
+
+def main(cfg: DictConfig | None = None) -> None:
+    """``nuclei-tune``: exits with status 2 and the reason on a bad checkpoint, data or option.
+
+    A composed ``cfg`` is run as it is, without reading the command line.
+    """
+    if cfg is not None:
+        _hydra_main(cfg)
+        return
+    run_app(APP, _hydra_main)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -1,23 +1,26 @@
-"""Segment image files with a network: read, predict, postprocess, write, report.
+"""Segment image files: read, predict, postprocess, write, report.
 
-:func:`segment_images` is the loop behind ``nuclei-predict``; unreadable or oversized files
-are recorded in the report, not fatal.
+:func:`segment_images` is the loop behind ``nuclei-predict``, over any
+:class:`ImageSegmenter` (the public :class:`nuclei.Segmenter` is one); unreadable or
+oversized files are recorded in the report, not fatal.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from nuclei.data.sources.io import IMAGE_SUFFIXES, ImageReadError, read_image
-from nuclei.inference.image_guard import ImageTooLargeError, refuse_oversized
-from nuclei.inference.maps import predict_maps
+from nuclei.data.sources.io import IMAGE_SUFFIXES, ImageReadError
+from nuclei.inference.image_guard import refuse_oversized
+from nuclei.inference.images import as_network_image
+from nuclei.inference.raw_image import read_raw_image
 from nuclei.inference.writers import PredictionWriter
-from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
 from nuclei.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,28 @@ class PredictionSettings:
         else:
             how = f"native resolution, {self.tile} px tiles overlapping by {self.overlap} px"
         return f"{how}, batches of {self.batch_size}, on {self.device}"
+
+    @property
+    def images_per_batch(self) -> int:
+        """Images per forward pass: resized images batch together, a tiled one its windows."""
+        return self.batch_size if self.size_mode == "resize" else 1
+
+
+class ImageSegmenter(Protocol):
+    """What :func:`segment_images` needs of a segmenter (``nuclei.Segmenter`` has it)."""
+
+    @property
+    def images_per_batch(self) -> int:
+        """How many images :meth:`batch_probabilities` should get at once."""
+        ...
+
+    def batch_probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """(C, H, W) float32 probability maps, one per image."""
+        ...
+
+    def instances(self, probabilities: np.ndarray) -> np.ndarray:
+        """(H, W) instance labels from one image's probability maps."""
+        ...
 
 
 @dataclass
@@ -89,51 +114,55 @@ def find_images(path: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: p.stem)
 
 
+def read_for_segmenting(path: Path, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """A file's raw pixels (for measuring) and the uint8 RGB copy the network sees.
+
+    The copy is made from the raw pixels by the API's own :func:`as_network_image`, which
+    is what :func:`~nuclei.data.sources.io.read_image` makes of the file; raises
+    ImageReadError, ImageTooLargeError or another ValueError naming the file.
+    """
+    refuse_oversized(path, max_pixels)
+    raw = read_raw_image(path)
+    try:
+        return raw, as_network_image(raw)
+    except ValueError as exc:
+        raise ImageReadError(f"{path}: {exc}") from exc
+
+
 def segment_images(
-    net: torch.nn.Module,
+    segmenter: ImageSegmenter,
     paths: list[Path],
     writer: PredictionWriter,
-    settings: PredictionSettings,
-    postprocess: PostprocessConfig,
     max_pixels: int,
     progress: bool = True,
-    target: str = "binary",
 ) -> PredictionReport:
-    """Predict, postprocess and write every image; unreadable ones are recorded, not fatal.
+    """Segment and write every image; unreadable or oversized ones are recorded, not fatal.
 
-    ``target`` is what the network was trained on: for ``border`` (or ``distance``) its
-    second channel seeds the marker watershed (``postprocess.split=auto`` or ``markers``).
+    Each image goes through ``segmenter`` (the public :class:`nuclei.Segmenter`): its
+    probabilities, then its postprocessing. The writer gets the raw pixels (measured in
+    ``nuclei.csv``), the network's copy (under the overlay) and the probability maps.
     """
     report = PredictionReport(output_dir=writer.output_dir)
-    # Resized images batch together; a tiled image batches its own windows.
-    per_step = settings.batch_size if settings.size_mode == "resize" else 1
+    per_step = segmenter.images_per_batch
     with progress_bar(progress, show_current=True) as bar:
         job = bar.add_task("Segmenting", total=len(paths), current="")
         for first in range(0, len(paths), per_step):
-            loaded: list[tuple[Path, np.ndarray]] = []
+            loaded: list[tuple[Path, np.ndarray, np.ndarray]] = []
             for path in paths[first : first + per_step]:
                 try:
-                    refuse_oversized(path, max_pixels)
-                    loaded.append((path, read_image(path)))
-                except (ImageReadError, ImageTooLargeError) as exc:
+                    loaded.append((path, *read_for_segmenting(path, max_pixels)))
+                except ValueError as exc:  # ImageReadError, ImageTooLargeError
                     report.failures[str(path)] = str(exc)
                     log.warning("Skipped: %s", exc)
                     bar.advance(job)
             if not loaded:
                 continue
-            probs = predict_maps(
-                net,
-                [image for _, image in loaded],
-                size_mode=settings.size_mode,
-                image_size=settings.image_size,
-                tile=settings.tile,
-                overlap=settings.overlap,
-                batch_size=settings.batch_size,
-                device=settings.device,
-            )
-            for (path, image), prob in zip(loaded, probs, strict=True):
-                labels = instances_from_maps(prob, postprocess, target)
-                count = writer.write(path.stem, path, image, labels)
+            maps = segmenter.batch_probabilities([image for _, _, image in loaded])
+            for (path, raw, image), probabilities in zip(loaded, maps, strict=True):
+                labels = segmenter.instances(probabilities)
+                count = writer.write(
+                    path.stem, path, image, labels, raw=raw, probabilities=probabilities
+                )
                 report.images.append(path.stem)
                 report.nuclei += count
                 name = path.stem if len(path.stem) <= 20 else path.stem[:19] + "…"

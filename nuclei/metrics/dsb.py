@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
+from nuclei.metrics.image_rows import gather_rows, image_row
+
 __all__ = ["THRESHOLDS", "DSBInstanceMetric", "dsb_score", "image_scores"]
 
 #: IoU thresholds of the competition metric: 0.50, 0.55, ..., 0.95.
@@ -194,6 +196,9 @@ class DSBInstanceMetric(Metric):
     ``compute()`` returns float tensors ``map``, ``ap50``, ``ap75``, ``f1`` (pooled),
     ``count_error`` (mean per image), ``n_split`` and ``n_merged`` (totals); see the module
     docstring for the definitions. With no image seen, the means are NaN.
+
+    With ``record_images`` true, ``update`` also keeps a row per image from the same scores
+    (:mod:`nuclei.metrics.image_rows`) until :meth:`take_image_rows` (``reset`` keeps them).
     """
 
     full_state_update = False
@@ -219,13 +224,17 @@ class DSBInstanceMetric(Metric):
         )
         for name in ("n_images", "tp", "fp", "fn", "count_abs_err", "n_split", "n_merged"):
             self.add_state(name, default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+        self.record_images = False
+        self.image_rows: list[dict[str, Any]] = []
 
     def update(
         self,
         preds: LabelImage | Sequence[LabelImage],
         target: LabelImage | Sequence[LabelImage],
+        ids: Sequence[str] | None = None,
     ) -> None:
-        """Accumulate per-image scores for a batch of predicted and true label images."""
+        """Accumulate per-image scores for a batch of predicted and true label images
+        (``ids``, one per image, name the rows kept with ``record_images``)."""
         pred_imgs = _as_image_list(preds, "preds")
         true_imgs = _as_image_list(target, "target")
         if len(pred_imgs) != len(true_imgs):
@@ -237,8 +246,13 @@ class DSBInstanceMetric(Metric):
             return
         score_sum = np.zeros(len(THRESHOLDS))
         counts = np.zeros(6, dtype=np.int64)  # tp, fp, fn, |count error|, split, merged
-        for pred, true in zip(pred_imgs, true_imgs, strict=True):
+        ids = list(ids) if ids is not None else [None] * len(pred_imgs)
+        for pred, true, sample_id in zip(pred_imgs, true_imgs, ids, strict=True):
             r = image_scores(true, pred)
+            if self.record_images:
+                self.image_rows.append(
+                    image_row(sample_id, r, np.asarray(true), np.asarray(pred), _I50, _I75)
+                )
             score_sum += r["scores"]
             counts += (
                 r["tp"],
@@ -258,6 +272,11 @@ class DSBInstanceMetric(Metric):
         self.count_abs_err += abs_err
         self.n_split += n_split
         self.n_merged += n_merged
+
+    def take_image_rows(self) -> list[dict[str, Any]]:
+        """The rows kept so far on every process (collective under DDP), then forgets them."""
+        rows, self.image_rows = self.image_rows, []
+        return gather_rows(rows, self.process_group)
 
     def compute(self) -> dict[str, torch.Tensor]:
         """Return the data set metrics as float tensors."""

@@ -7,11 +7,13 @@ A training run writes, under its folder (Hydra's run dir)::
     checkpoints/<best>.ckpt, last.ckpt   best by the objective; the latest epoch
     checkpoints/on_exception.ckpt        the weights when a stage failed (removed after)
     checkpoints/<stem>.<split>[.<digest>].eval.json   nuclei-eval results of a checkpoint
+    checkpoints/<stem>.<split>[.<digest>].images.csv  ... and its scores per image
     run_info.json                        versions, git commit, machine
     split.json, data_report.json         the train/val ids; what the data check found
     metrics.json                         final metrics of the best checkpoint
     postprocess.json                     tuned postprocessing (nuclei-tune)
-    eval_metrics.json                    (in an evaluation's own folder) its metrics
+    eval_metrics.json, eval_images.csv   (in an evaluation's own folder) its metrics, and
+                                         its scores per image
 
 Every other module asks :class:`RunDir` for these paths. The configs reach the same names
 through the ``nuclei.run_dir`` resolver registered here (``${nuclei.run_dir:DIR,ATTRIBUTE}``).
@@ -72,6 +74,7 @@ class RunDir:
     metrics_file = InRun("metrics.json", doc="Final metrics of the run's best checkpoint.")
     tuned_postprocess_file = InRun("postprocess.json", doc="Postprocessing tuned on val.")
     eval_metrics_file = InRun("eval_metrics.json", doc="An evaluation's metrics, in its folder.")
+    eval_images_file = InRun("eval_images.csv", doc="An evaluation's scores per image.")
     #: File stem of the checkpoint rewritten after every epoch (for resuming).
     last_checkpoint_stem = LAST_CHECKPOINT_STEM
 
@@ -94,8 +97,12 @@ class RunDir:
     @staticmethod
     def checkpoint_eval_file(checkpoint: Path, split: str, digest: str | None = None) -> Path:
         """``<stem>.<split>[.<digest>].eval.json`` beside ``checkpoint``."""
-        parts = [checkpoint.stem, split, *([digest] if digest else []), "eval.json"]
-        return checkpoint.with_name(".".join(parts))
+        return _beside(checkpoint, split, digest, "eval.json")
+
+    @staticmethod
+    def checkpoint_images_file(checkpoint: Path, split: str, digest: str | None = None) -> Path:
+        """``<stem>.<split>[.<digest>].images.csv`` beside ``checkpoint``: scores per image."""
+        return _beside(checkpoint, split, digest, "images.csv")
 
     @staticmethod
     def find_in(folder: str | Path) -> list[RunDir]:
@@ -114,6 +121,12 @@ class RunDir:
     def write_data_report(self, report: Mapping[str, Any]) -> Path:
         """Write the data check's report."""
         return atomic_write_text(self.data_report_file, json.dumps(dict(report), indent=2) + "\n")
+
+
+def _beside(checkpoint: Path, split: str, digest: str | None, suffix: str) -> Path:
+    """``<stem>.<split>[.<digest>].<suffix>`` beside ``checkpoint``."""
+    parts = [checkpoint.stem, split, *([digest] if digest else []), suffix]
+    return checkpoint.with_name(".".join(parts))
 
 
 def _run_dir_resolver(path: str, attribute: str) -> str:

@@ -8,8 +8,8 @@ Neither changes what is computed, only how fast (results agree to float rounding
   checkpoint's ``state_dict`` keys stay those of the eager network (no ``_orig_mod.``)
   and ``nuclei-eval`` / ``nuclei-predict`` load it unchanged. Compiling costs start-up
   time (on a 2-core CPU about a minute for the training step, tens of seconds more for
-  each evaluation shape) that a short run does not win back; see the README's benchmark
-  section and ``scripts/benchmark.py``.
+  each evaluation shape) that a short run does not win back; see docs/speed-and-scaling.md
+  and ``scripts/benchmark.py``.
 """
 
 from __future__ import annotations

@@ -158,11 +158,12 @@ class SegmentationTask(L.LightningModule):
         self, metric: DSBInstanceMetric, batch: Batch, logits: torch.Tensor
     ) -> None:
         """Postprocess each image's probability maps into instances and score them against
-        ``labels``; padded whole images are cropped back to their own size first."""
+        ``labels``; padded whole images are cropped back to their own size first. The
+        batch's ``id`` names each image's row when the metric keeps per-image rows."""
         probs = torch.sigmoid(logits.detach()).float().cpu().numpy()
         maps, truth = unpad(batch, probs, batch["labels"].cpu().numpy())
         predicted = [instances_from_maps(m, self.postprocess, self.target) for m in maps]
-        metric.update(predicted, truth)
+        metric.update(predicted, truth, ids=batch.get("id"))
 
     def _log_instance_metric(self, metric: DSBInstanceMetric, stage: str) -> None:
         if metric.update_count == 0:

@@ -10,8 +10,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import open_dict
 
+import nuclei.api.segmenter
 import nuclei.cli.predict
-import nuclei.inference.segment
 import nuclei.training.task
 from nuclei.cli import tune
 from nuclei.cli.evaluate import evaluate
@@ -30,7 +30,7 @@ def spy_postprocess(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str, str
         return real(maps, config, target)
 
     monkeypatch.setattr(nuclei.training.task, "instances_from_maps", spy)
-    monkeypatch.setattr(nuclei.inference.segment, "instances_from_maps", spy)
+    monkeypatch.setattr(nuclei.api.segmenter, "instances_from_maps", spy)
     return calls
 
 
@@ -63,8 +63,10 @@ def test_border_run_trains_tunes_evaluates_and_predicts(
     assert record["target"] == "border" and record["val/iou"] == pytest.approx(metrics["val/iou"])
     assert spy_postprocess and all(c[:2] == (2, "border") for c in spy_postprocess)
 
-    grid = ["threshold=0.4,0.5", "border_threshold=0.3,0.6"]
-    assert tune.main([str(ckpt), "--grid", *grid, "--no-progress"]) == 0
+    grid = ["grid.threshold=[0.4,0.5]", "grid.border_threshold=[0.3,0.6]"]
+    with initialize_config_module(version_base="1.3", config_module="nuclei.conf"):
+        tune_cfg = compose("tune", overrides=[f"ckpt_path={ckpt}", *grid, "progress_bar=false"])
+    tune.main(tune_cfg)
     printed = capsys.readouterr().out
     assert "Postprocessing grid (4 settings" in printed and "border_threshold" in printed
     tuned = json.loads((run_dir / "postprocess.json").read_text())

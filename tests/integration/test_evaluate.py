@@ -150,13 +150,41 @@ def test_bad_checkpoints_give_clear_errors(trained_run: Path, tmp_path: Path) ->
 
 
 def test_main_exits_with_status_2_and_names_the_missing_checkpoint(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = eval_config(tmp_path / "missing.ckpt", tmp_path / "eval")
     with pytest.raises(SystemExit) as exited:
         main(cfg)  # hydra.main passes a given config straight through
     assert exited.value.code == 2
-    assert "missing.ckpt: checkpoint file not found" in caplog.text
+    err = capsys.readouterr().err
+    assert err.startswith("nuclei-eval: ") and "missing.ckpt: checkpoint file not found" in err
+
+
+def test_device_batch_size_and_output_are_the_shared_vocabulary(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    ckpt = best_checkpoint(trained_run)
+    final = json.loads((trained_run / "metrics.json").read_text())
+    out = tmp_path / "chosen"
+    record = evaluate(
+        eval_config(ckpt, tmp_path / "eval", "device=cpu", "batch_size=1", f"output={out}")
+    )
+    assert record["val/map"] == pytest.approx(final["val/map"], abs=1e-6)
+    assert json.loads((out / "eval_metrics.json").read_text()) == record
+    assert not (tmp_path / "eval" / "eval_metrics.json").exists()
+    with pytest.raises(EvaluationError, match="device must be auto, cpu, cuda or cuda:N"):
+        evaluate(eval_config(ckpt, tmp_path / "e", "device=tpu"))
+
+
+def test_old_trainer_keys_are_read_as_the_new_ones() -> None:
+    from nuclei.cli.evaluate import APP
+    from nuclei.cli.overrides import translate_arguments
+
+    arguments, notes = translate_arguments(
+        ["trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.devices=1"], APP.words
+    )
+    assert arguments == ["device=cpu", "precision=32-true"]
+    assert len(notes) == 3 and "trainer.accelerator is now device" in notes[0]
 
 
 def test_nuclei_eval_console_script_from_another_directory(

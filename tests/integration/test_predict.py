@@ -1,6 +1,7 @@
 """nuclei-predict: mixed image modes and sizes, every output file, CSVs, RLE, bad input."""
 
 import csv
+import hashlib
 import json
 import os
 import struct
@@ -16,7 +17,9 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from nuclei.cli.predict import find_images, predict, prediction_settings
+import nuclei
+from nuclei.api.segmenter import prediction_settings
+from nuclei.cli.predict import find_images, predict
 from nuclei.data.sources.io import read_image
 from nuclei.data.sources.rle import rle_decode
 from nuclei.inference.image_guard import ImageTooLargeError, declared_size, refuse_oversized
@@ -97,7 +100,7 @@ def check_outputs(out: Path, expected: dict[str, tuple[int, int]]) -> int:
         labels = tifffile.imread(out / f"{image_id}_labels.tif")
         overlay = np.asarray(Image.open(out / f"{image_id}_overlay.png"))
         assert mask.shape == labels.shape == shape and overlay.shape == (*shape, 3)
-        assert mask.dtype == overlay.dtype == np.uint8 and labels.dtype == np.uint16
+        assert mask.dtype == overlay.dtype == np.uint8 and labels.dtype == np.uint32
         assert set(np.unique(mask)) <= {0, 255}
         np.testing.assert_array_equal(mask == 255, labels > 0)
 
@@ -108,9 +111,10 @@ def check_outputs(out: Path, expected: dict[str, tuple[int, int]]) -> int:
             k = int(row["label"])
             rr, cc = np.nonzero(labels == k)
             assert int(row["area"]) == rr.size
-            assert (int(row["bbox_min_row"]), int(row["bbox_max_row"])) == (rr.min(), rr.max() + 1)
-            assert (int(row["bbox_min_col"]), int(row["bbox_max_col"])) == (cc.min(), cc.max() + 1)
-            assert float(row["centroid_row"]) == pytest.approx(rr.mean(), abs=0.01)
+            assert (int(row["bbox-0"]), int(row["bbox-2"])) == (rr.min(), rr.max() + 1)
+            assert (int(row["bbox-1"]), int(row["bbox-3"])) == (cc.min(), cc.max() + 1)
+            assert float(row["centroid-0"]) == pytest.approx(rr.mean(), abs=0.01)
+            assert 0.0 <= float(row["probability_mean"]) <= 1.0
             assert 0.0 <= float(row["eccentricity"]) <= 1.0
         assert int(summary[image_id]["nuclei"]) == len(ids)
         covered = float(summary[image_id]["covered_fraction"])
@@ -211,16 +215,45 @@ def test_nuclei_predict_console_script_reports_failures_and_exits_1(
     check_outputs(workdir / "segmented", SIZES)  # the good images were all processed
 
 
-def test_prediction_follows_the_training_size_mode(tmp_path: Path) -> None:
-    cfg = predict_config(tmp_path / "x.ckpt", tmp_path, tmp_path / "out")
+def test_prediction_follows_the_training_size_mode() -> None:
     old_run = OmegaConf.create({"size": {"image_size": 96}})  # before data.size.mode existed
-    settings = prediction_settings(old_run, cfg)
+    settings = prediction_settings(old_run, device="cpu")
     assert (settings.size_mode, settings.image_size) == ("resize", 96)
     crop_run = OmegaConf.create({"size": {"mode": "crop", "image_size": 128, "crop_size": 256}})
-    assert prediction_settings(crop_run, cfg).size_mode == "crop"
-    forced = predict_config(tmp_path / "x.ckpt", tmp_path, tmp_path, "size_mode=resize")
-    assert prediction_settings(crop_run, forced).size_mode == "resize"
+    assert prediction_settings(crop_run).size_mode == "crop"
+    assert prediction_settings(crop_run, size_mode="resize").size_mode == "resize"
     with pytest.raises(ValueError, match="size_mode must be one of"):
-        prediction_settings(
-            crop_run, predict_config(tmp_path, tmp_path, tmp_path, "size_mode=warp")
-        )
+        prediction_settings(crop_run, size_mode="warp")
+    with pytest.raises(ValueError, match="needs image_size"):
+        prediction_settings({"size": {"mode": "resize"}})
+
+
+def test_predict_records_its_arguments_and_saves_probabilities(
+    trained_run: Path, mixed_folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "recorded"
+    ckpt = checkpoint_of(trained_run)
+    cfg = predict_config(
+        ckpt, mixed_folder / "deep.tif", out, "save_probabilities=true", "postprocess.min_area=7"
+    )
+    predict(cfg)
+    record = json.loads((out / "predict_args.json").read_text())
+    assert record["checkpoint"] == {
+        "path": str(ckpt.resolve()),
+        "sha256": hashlib.sha256(ckpt.read_bytes()).hexdigest(),
+    }
+    assert record["nuclei_version"] == nuclei.__version__
+    assert record["postprocess"]["min_area"] == 7
+    assert record["postprocess"]["threshold"] == 0.5  # the run's own value, kept
+    size = record["settings"]
+    assert (size["size_mode"], size["image_size"], size["batch_size"]) == ("resize", 64, 8)
+    assert record["input"] == str(mixed_folder / "deep.tif")
+    assert record["target"] == "binary" and record["packages"]["torch"]
+
+    maps = tifffile.imread(out / "deep_probabilities.tif")  # one channel: read as (H, W)
+    maps = maps.reshape(-1, *SIZES["deep"])
+    assert maps.shape[0] == 1 and maps.dtype == np.float32
+    assert maps.min() >= 0.0 and maps.max() <= 1.0
+    labels = tifffile.imread(out / "deep_labels.tif")
+    seg = nuclei.Segmenter.from_checkpoint(ckpt, device="cpu", postprocess={"min_area": 7})
+    np.testing.assert_array_equal(labels, seg.instances(maps))

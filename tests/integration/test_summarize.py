@@ -69,6 +69,9 @@ def test_two_run_sweep_is_summarized(synthetic_root: Path, tmp_path: Path) -> No
 
 
 def test_summarize_of_an_empty_folder_fails_cleanly(tmp_path: Path) -> None:
-    from nuclei.cli.summarize import main
-
-    assert main([str(tmp_path)]) == 1
+    done = subprocess.run(
+        [str(SUMMARIZE), f"sweep={tmp_path}"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1, done.stderr
+    assert "no runs found" in done.stdout and "Traceback" not in done.stderr
+    assert not (tmp_path / "outputs").exists()  # no folder of its own

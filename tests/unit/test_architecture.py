@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "nuclei"
 #: Top to bottom; each layer may import only the layers after it.
 LAYERS = (
     "cli",
+    "api",
     "runs",
     "benchmarks",
     "training",

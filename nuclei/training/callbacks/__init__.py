@@ -1,1 +1,1 @@
-"""Lightning callbacks of a training run: image grid, random states, safety."""
+"""Lightning callbacks of a run: image grid, random states, safety, epoch log, image scores."""

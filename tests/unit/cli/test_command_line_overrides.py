@@ -53,3 +53,34 @@ def test_a_wrong_type_fails_before_anything_runs_naming_the_key(tmp_path: Path) 
     assert done.returncode != 0
     assert "data.size.image_size" in done.stderr and "abc" in done.stderr
     assert not (tmp_path / "outputs").exists() or not any((tmp_path / "outputs").rglob("*.ckpt"))
+
+
+def test_each_command_reads_its_positional_argument_and_old_flags() -> None:
+    from nuclei.cli.summarize import APP as SUMMARIZE
+    from nuclei.cli.tune import APP as TUNE
+
+    grid = ["--grid", "threshold=0.4,0.5", "flood=probability"]
+    flags = ["--out", "best.json", "--top=5", "--dry-run", "--no-progress"]
+    arguments, notes = translate_arguments(
+        ["/runs/epoch=3-step=40.ckpt", *grid, *flags, "device=cpu"], TUNE.words
+    )
+    assert arguments == [
+        "ckpt_path='/runs/epoch=3-step=40.ckpt'",  # quoted: Hydra reads the path whole
+        "grid.threshold=[0.4,0.5]",
+        "grid.flood=[probability]",
+        "output=best.json",
+        "top=5",
+        "dry_run=true",
+        "progress_bar=false",
+        "device=cpu",
+    ]
+    assert len(notes) == 5 and notes[0].startswith("--grid threshold=0.4,0.5 flood=probability")
+
+    arguments, notes = translate_arguments(["sweeps/a b", "--out", "x,y"], SUMMARIZE.words)
+    assert arguments == ["sweep='sweeps/a b'", "output='x,y'"] and len(notes) == 1
+    # Hydra's own flags keep their values: "job" is not the sweep folder.
+    assert translate_arguments(["--cfg", "job", "s"], SUMMARIZE.words)[0] == [
+        "--cfg",
+        "job",
+        "sweep='s'",
+    ]

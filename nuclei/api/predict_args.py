@@ -1,0 +1,42 @@
+"""``predict_args.json``: what produced a prediction folder (checkpoint, settings, versions)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import nuclei
+from nuclei.api.segmenter import Segmenter
+from nuclei.runs.atomic import atomic_write_json
+from nuclei.runs.provenance import package_versions
+
+#: The record's file name, in the prediction's output folder.
+PREDICT_ARGS_FILE = "predict_args.json"
+
+
+def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """The SHA-256 hex digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def predict_args(segmenter: Segmenter, **extra: Any) -> dict[str, Any]:
+    """The record: the segmenter's settings, its checkpoint's path and SHA-256, versions."""
+    record = segmenter.describe()
+    checkpoint = segmenter.checkpoint_path
+    record["checkpoint"] = {
+        "path": str(checkpoint.resolve()) if checkpoint else None,
+        "sha256": file_sha256(checkpoint) if checkpoint else None,
+    }
+    record["nuclei_version"] = nuclei.__version__
+    record["packages"] = package_versions()
+    return {**record, **extra}
+
+
+def write_predict_args(output_dir: str | Path, segmenter: Segmenter, **extra: Any) -> Path:
+    """Write :func:`predict_args` (plus ``extra`` entries) to ``output_dir/predict_args.json``."""
+    return atomic_write_json(Path(output_dir) / PREDICT_ARGS_FILE, predict_args(segmenter, **extra))

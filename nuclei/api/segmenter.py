@@ -1,0 +1,204 @@
+"""A trained run as one object a notebook uses: arrays in, probabilities, labels, tables out.
+
+>>> seg = Segmenter.from_checkpoint("outputs/train/<run>/checkpoints/last.ckpt", device="cpu")
+>>> labels = seg.segment(image)  # (H, W) uint32, 0 background
+
+``nuclei-predict`` is a loop over the same object (:func:`nuclei.inference.segment.
+segment_images`), so an array and the file it was saved to get the same labels.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from nuclei.data.config import SIZE_MODES
+from nuclei.inference.device import resolve_device
+from nuclei.inference.images import as_network_image
+from nuclei.inference.maps import Forward, predict_maps
+from nuclei.inference.measure import measure_nuclei
+from nuclei.inference.segment import PredictionSettings
+from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
+from nuclei.runs.checkpoint import load_run, postprocess_of, restore_task
+
+log = logging.getLogger(__name__)
+
+
+def prediction_settings(
+    stored_data: Mapping[str, Any],
+    size_mode: str | None = None,
+    image_size: int | None = None,
+    tile: int = 512,
+    overlap: int = 64,
+    batch_size: int = 8,
+    device: str | torch.device = "auto",
+) -> PredictionSettings:
+    """How images meet the network: the training run's ``data.size`` (mode, default resize,
+    and ``image_size``) unless ``size_mode`` or ``image_size`` are given."""
+    stored_size = stored_data.get("size") or {}
+    size_mode = size_mode or stored_size.get("mode") or "resize"
+    if size_mode not in SIZE_MODES:
+        raise ValueError(f"size_mode must be one of {SIZE_MODES}, got {size_mode!r}")
+    image_size = image_size or stored_size.get("image_size")
+    if size_mode == "resize" and not image_size:
+        raise ValueError("size_mode=resize needs image_size (not in the stored config)")
+    return PredictionSettings(
+        size_mode=size_mode,
+        image_size=int(image_size or 0),
+        tile=int(tile),
+        overlap=int(overlap),
+        batch_size=int(batch_size),
+        device=device if isinstance(device, torch.device) else resolve_device(str(device)),
+    )
+
+
+class Segmenter:
+    """A trained network with the way it was trained: size mode, target, postprocessing.
+
+    Build one with :meth:`from_checkpoint`. Images are numpy arrays of any dtype, (H, W),
+    (H, W, 1|3|4), or one plane of a stack chosen with ``channel=``; they are normalised
+    exactly as ``nuclei-predict`` reads files (:func:`nuclei.inference.images.
+    as_network_image`).
+    """
+
+    def __init__(
+        self,
+        net: Forward,
+        settings: PredictionSettings,
+        postprocess: PostprocessConfig | None = None,
+        target: str = "binary",
+        checkpoint_path: Path | None = None,
+        tuned_postprocess_file: Path | None = None,
+    ) -> None:
+        self.net = net
+        self.settings = settings
+        self.postprocess = postprocess or PostprocessConfig()
+        self.target = target
+        self.checkpoint_path = checkpoint_path
+        self.tuned_postprocess_file = tuned_postprocess_file
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device = "auto",
+        trust_checkpoint: bool = False,
+        postprocess: Mapping[str, Any] | DictConfig | None = None,
+        tuned_postprocess: bool = True,
+        batch_size: int = 8,
+        tile: int = 512,
+        overlap: int = 64,
+        size_mode: str | None = None,
+        image_size: int | None = None,
+    ) -> Segmenter:
+        """Load a ``nuclei-train`` checkpoint with its run's size mode, target and
+        postprocessing (tuned by ``nuclei-tune`` when ``tuned_postprocess`` and present).
+
+        ``postprocess`` overrides single settings (``{"threshold": 0.4}``); ``size_mode`` and
+        ``image_size`` override the run's own (``tile`` and ``overlap``: crop mode only).
+        Raises :class:`nuclei.runs.checkpoint.CheckpointError` for an unreadable checkpoint,
+        ValueError for a bad setting.
+        """
+        run = load_run(path, trust=trust_checkpoint)
+        settings = prediction_settings(
+            run.config.data, size_mode, image_size, tile, overlap, batch_size, device
+        )
+        if postprocess is not None and not isinstance(postprocess, DictConfig):
+            postprocess = OmegaConf.create(dict(postprocess))  # keys left ??? keep the run's
+        chosen = postprocess_of(run, postprocess, tuned_postprocess)
+        tuned = run.run_dir.tuned_postprocess_file
+        return cls(
+            restore_task(run).to(settings.device),
+            settings,
+            chosen,
+            target=run.target,
+            checkpoint_path=run.checkpoint_path,
+            tuned_postprocess_file=tuned if tuned_postprocess and tuned.is_file() else None,
+        )
+
+    @property
+    def images_per_batch(self) -> int:
+        """Images per forward pass (resize mode batches images; crop mode batches tiles)."""
+        return self.settings.images_per_batch
+
+    def batch_probabilities(
+        self, images: Sequence[np.ndarray], channel: int | None = None
+    ) -> list[np.ndarray]:
+        """:meth:`probabilities` of several images, batched through the network."""
+        inputs = [as_network_image(image, channel) for image in images]
+        s = self.settings
+        return predict_maps(
+            self.net,
+            inputs,
+            size_mode=s.size_mode,
+            image_size=s.image_size,
+            tile=s.tile,
+            overlap=s.overlap,
+            batch_size=s.batch_size,
+            device=s.device,
+        )
+
+    def probabilities(self, image: np.ndarray, channel: int | None = None) -> np.ndarray:
+        """Probability maps (C, H, W) float32 at the image's own size; channel 0 is the
+        foreground, a border or distance model adds its second channel."""
+        return self.batch_probabilities([image], channel)[0]
+
+    def instances(self, probabilities: np.ndarray) -> np.ndarray:
+        """Instance labels (H, W) uint32 (0 background, 1..N) from :meth:`probabilities`."""
+        labels = instances_from_maps(probabilities, self.postprocess, self.target)
+        return labels.astype(np.uint32)
+
+    def segment(self, image: np.ndarray, channel: int | None = None) -> np.ndarray:
+        """Instance labels (H, W) uint32 of an image: 0 background, nuclei 1..N."""
+        return self.instances(self.probabilities(image, channel))
+
+    def measure(
+        self,
+        image: np.ndarray,
+        labels: np.ndarray,
+        properties: Sequence[str] | None = None,
+        pixel_size_um: float | None = None,
+        probabilities: np.ndarray | None = None,
+    ) -> pd.DataFrame:
+        """One row per nucleus: scikit-image ``regionprops_table`` columns, intensities on
+        the raw values of ``image`` (per channel), not the network's 8-bit copy.
+
+        ``image``: (H, W), (H, W, C) or (C, H, W) (all channels measured). ``probabilities``
+        (from :meth:`probabilities`) adds ``probability_mean``; ``pixel_size_um`` adds µm and
+        µm² columns. See :func:`nuclei.inference.measure.measure_nuclei`.
+        """
+        image = np.asarray(image)
+        labels = np.asarray(labels)
+        if image.ndim == 3 and image.shape[:2] != labels.shape and image.shape[1:] == labels.shape:
+            image = np.moveaxis(image, 0, -1)  # a (C, H, W) stack: measure every plane
+        return measure_nuclei(
+            image,
+            labels,
+            probabilities=probabilities,
+            properties=properties,
+            pixel_size_um=pixel_size_um,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """What decides this segmenter's output: checkpoint, target, sizes, postprocessing."""
+        return {
+            "checkpoint": str(self.checkpoint_path) if self.checkpoint_path else None,
+            "target": self.target,
+            "settings": {**asdict(self.settings), "device": str(self.settings.device)},
+            "postprocess": asdict(self.postprocess),
+            "tuned_postprocess_file": (
+                str(self.tuned_postprocess_file) if self.tuned_postprocess_file else None
+            ),
+        }
+
+    def __repr__(self) -> str:
+        source = self.checkpoint_path or "an in-memory network"
+        return f"Segmenter({source}: {self.settings.describe()}, target {self.target})"

@@ -1,0 +1,31 @@
+"""The per-image scores of an evaluation as a CSV file (one row per image, written atomically)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from nuclei.metrics.image_rows import IMAGE_ROW_COLUMNS
+from nuclei.runs.atomic import atomic_write_text
+
+#: The file's columns: the image, where it comes from, then its scores.
+IMAGE_SCORE_COLUMNS = (IMAGE_ROW_COLUMNS[0], "source", *IMAGE_ROW_COLUMNS[1:])
+
+
+def image_scores_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    """``rows`` as CSV text with a header: :data:`IMAGE_SCORE_COLUMNS`, empty where unknown."""
+    text = io.StringIO()
+    writer = csv.DictWriter(
+        text, fieldnames=IMAGE_SCORE_COLUMNS, restval="", extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
+
+
+def write_image_scores(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write per-image rows (see :mod:`nuclei.metrics.image_rows`) to ``path`` atomically."""
+    return atomic_write_text(path, image_scores_csv(rows))
