@@ -48,8 +48,17 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     RunDataError,
     SolutionError,
 )
-#: Hydra's options that compose nothing to check (help, info, multirun, other configs).
-_NO_PRECHECK = ("help", "hydra_help", "info", "shell_completion", "multirun", "config_dir")
+#: Hydra's options that compose nothing to check here (help, info, multirun, configs from
+#: another folder, e.g. a run's own ``--config-path=<run>/.hydra --config-name=config``).
+_NO_PRECHECK = (
+    "help",
+    "hydra_help",
+    "info",
+    "shell_completion",
+    "multirun",
+    "config_dir",
+    "config_path",
+)
 _BAD_KEY = re.compile(
     r"Could not override '([^']+)'|Key '[^']+' is not in struct\s+full_key: (\S+)"
 )
@@ -196,3 +205,21 @@ def run_app(app: App, hydra_main: Callable[[], Any]) -> None:
             report_error(app.name, problem)
             raise SystemExit(USER_ERROR_STATUS)
     hydra_main()
+
+
+def command(app: App, hydra_main: Callable[..., Any], summary: str) -> Callable[..., Any]:
+    """The console-script function of ``app``: ``main()`` reads the command line (through
+    :func:`run_app`), ``main(cfg)`` runs a composed config as it is and returns its result."""
+
+    def main(cfg: DictConfig | None = None) -> Any:
+        if cfg is not None:
+            return hydra_main(cfg)
+        run_app(app, hydra_main)
+        return None
+
+    main.__doc__ = (
+        f"``{app.name}``: {summary}\n\n"
+        "A composed ``cfg`` is run as it is, without reading the command line."
+    )
+    main.__name__ = main.__qualname__ = "main"
+    return main

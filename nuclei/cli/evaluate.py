@@ -20,7 +20,7 @@ import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, open_dict
 
-from nuclei.cli.app import App, run_app, user_errors
+from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.metrics_table import print_metrics
 from nuclei.cli.overrides import Vocabulary
 from nuclei.instances.postprocess import PostprocessConfig
@@ -196,15 +196,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         evaluate(cfg)
 
 
-def main(cfg: DictConfig | None = None) -> None:
-    """``nuclei-eval``: exits with status 2 and a one-line reason on bad input.
-
-    A composed ``cfg`` is run as it is, without reading the command line.
-    """
-    if cfg is not None:
-        _hydra_main(cfg)
-        return
-    run_app(APP, _hydra_main)
+main = command(APP, _hydra_main, "exits with status 2 and a one-line reason on bad input.")
 
 
 if __name__ == "__main__":

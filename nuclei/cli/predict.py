@@ -22,7 +22,7 @@ from rich.table import Table
 
 from nuclei.api.predict_args import write_predict_args
 from nuclei.api.segmenter import Segmenter
-from nuclei.cli.app import App, run_app, user_errors
+from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.console import print_table
 from nuclei.inference.image_guard import pillow_pixel_limit
 from nuclei.inference.segment import PredictionReport, find_images, segment_images
@@ -120,15 +120,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         raise SystemExit(1)
 
 
-def main(cfg: DictConfig | None = None) -> None:
-    """``nuclei-predict``: exits non-zero when an image failed (after all others are done).
-
-    A composed ``cfg`` is run as it is, without reading the command line.
-    """
-    if cfg is not None:
-        _hydra_main(cfg)
-        return
-    run_app(APP, _hydra_main)
+main = command(APP, _hydra_main, "exits non-zero when an image failed (after all others are done).")
 
 
 if __name__ == "__main__":

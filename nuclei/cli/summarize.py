@@ -19,7 +19,7 @@ import hydra
 from omegaconf import DictConfig
 from rich.table import Table
 
-from nuclei.cli.app import App, run_app, user_errors
+from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.console import print_table
 from nuclei.cli.overrides import Vocabulary
 from nuclei.runs.sweep import RunSummary, summarize
@@ -27,15 +27,11 @@ from nuclei.runs.sweep import RunSummary, summarize
 #: Validation metrics shown after the objective (as ``val/<name>``), when runs recorded them.
 METRIC_NAMES = ("loss", "acc", "iou", "dice", "map")
 FACT_COLUMNS = ("epochs", "wall_time_s")
-APP = App(
-    name="nuclei-summarize",
-    config_name="summarize",
-    words=Vocabulary(
-        main_key="sweep",
-        switches={"--no-progress": "progress_bar=false"},
-        options={"--out": "output"},
-    ),
+#: ``nuclei-summarize SWEEP --out DIR --no-progress`` (the argparse spellings) still work.
+OLD_SPELLINGS = Vocabulary(
+    main_key="sweep", switches={"--no-progress": "progress_bar=false"}, options={"--out": "output"}
 )
+APP = App(name="nuclei-summarize", config_name="summarize", words=OLD_SPELLINGS)
 
 
 def metric_columns(runs: Sequence[RunSummary]) -> list[str]:
@@ -158,15 +154,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         raise SystemExit(status)
 
 
-def main(cfg: DictConfig | None = None) -> None:
-    """``nuclei-summarize``: exit status 1 when the folder holds no runs.
-
-    A composed ``cfg`` is run as it is, without reading the command line.
-    """
-    if cfg is not None:
-        _hydra_main(cfg)
-        return
-    run_app(APP, _hydra_main)
+main = command(APP, _hydra_main, "exit status 1 when the folder holds no runs.")
 
 
 if __name__ == "__main__":

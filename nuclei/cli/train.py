@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from nuclei.cli.app import App, run_app, user_errors
+from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.metrics_table import print_metrics
 from nuclei.runs.checkpoint import StoreRunConfig
 from nuclei.runs.provenance import write_run_info
@@ -76,15 +76,9 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return summary.get(Objective.of(cfg).metric)
 
 
-def main(cfg: DictConfig | None = None) -> float | None:
-    """``nuclei-train``: returns the objective's final value (for hyperparameter sweepers).
-
-    A composed ``cfg`` is run as it is, without reading the command line.
-    """
-    if cfg is not None:
-        return _hydra_main(cfg)
-    run_app(APP, _hydra_main)
-    return None
+main = command(
+    APP, _hydra_main, "returns the objective's final value (for hyperparameter sweepers)."
+)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from rich.table import Table
 from torch import nn
 
-from nuclei.cli.app import App, run_app, user_errors
+from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.console import print_table
 from nuclei.cli.overrides import Vocabulary
 from nuclei.inference.device import resolve_device
@@ -133,15 +133,9 @@ def _hydra_main(cfg: DictConfig) -> None:
         tune(cfg)
 
 
-def main(cfg: DictConfig | None = None) -> None:
-    """``nuclei-tune``: exits with status 2 and the reason on a bad checkpoint, data or option.
-
-    A composed ``cfg`` is run as it is, without reading the command line.
-    """
-    if cfg is not None:
-        _hydra_main(cfg)
-        return
-    run_app(APP, _hydra_main)
+main = command(
+    APP, _hydra_main, "exits with status 2 and the reason on a bad checkpoint, data or option."
+)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """nuclei-eval: a checkpoint alone reproduces its run's final val metrics; clear errors."""
 
+import csv
 import json
 import os
 import subprocess
@@ -26,6 +27,10 @@ def eval_config(ckpt: Path | str, out_dir: Path, *overrides: str) -> DictConfig:
     return cfg
 
 
+def split_ids(run_dir: Path) -> dict[str, list[str]]:
+    return json.loads((run_dir / "split.json").read_text())
+
+
 def best_checkpoint(run_dir: Path) -> Path:
     return Path(json.loads((run_dir / "metrics.json").read_text())["best_checkpoint"])
 
@@ -49,6 +54,17 @@ def test_eval_with_only_the_checkpoint_reproduces_the_final_val_metrics(
     beside = json.loads(ckpt.with_name(f"{ckpt.stem}.val.eval.json").read_text())
     assert written == beside
     assert written["val/map"] == record["val/map"] and written["checkpoint"] == str(ckpt)
+
+    # One row per validation image, beside the metrics, whose mean is the split's map.
+    with (tmp_path / "eval" / "eval_images.csv").open() as handle:
+        images = list(csv.DictReader(handle))
+    assert sorted(row["id"] for row in images) == sorted(split_ids(trained_run)["val"])
+    mean_map = sum(float(row["map"]) for row in images) / len(images)
+    assert mean_map == pytest.approx(record["val/map"], abs=1e-6)
+    assert (
+        ckpt.with_name(f"{ckpt.stem}.val.images.csv").read_text()
+        == (tmp_path / "eval" / "eval_images.csv").read_text()
+    )
 
 
 def test_val_map_is_logged_every_n_epochs_during_training(trained_run: Path) -> None:

@@ -25,15 +25,19 @@ def test_two_run_sweep_is_summarized(synthetic_root: Path, tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr[-3000:]
     assert [run.path.name for run in find_runs(sweep)] == ["0", "1"]
 
-    shown = subprocess.run(
+    environment = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    shown = subprocess.run(  # stdout into a pipe, as `nuclei-summarize SWEEP > file` does
         [str(SUMMARIZE), str(sweep)],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "COLUMNS": "200"},
+        env=environment,
     )
     assert shown.returncode == 0, shown.stderr
     assert "optimizer.lr=0.001" in shown.stdout and "optimizer.lr=0.003" in shown.stdout
+    for header in ("overrides", "val/iou", "val/loss", "val/map", "wall_time_s"):
+        assert header in shown.stdout, header  # every header whole, none cut to '…'
+    assert "…" not in shown.stdout
     assert "trainer.max_epochs=2" not in shown.stdout  # shared overrides are left out
 
     runs = summarize(sweep)
