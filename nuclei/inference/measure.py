@@ -5,7 +5,7 @@
 ``intensity_mean-1``... one per channel of an (H, W, C) image) plus three of our own:
 ``intensity_integrated`` (the sum over the nucleus), ``touches_border`` and
 ``probability_mean``. Intensities are the values of the array given, in its own dtype: pass
-the file's pixels (:func:`nuclei.inference.raw_image.read_raw_image`), not the network's
+the file's pixels (:func:`nuclei.data.sources.io.read_raw_image`), not the network's
 8-bit copy. With ``pixel_size_um``, lengths gain a ``_um`` and areas a ``_um2`` column.
 """
 

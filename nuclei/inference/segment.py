@@ -16,10 +16,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from nuclei.data.sources.io import IMAGE_SUFFIXES, ImageReadError
+from nuclei.data.sources.io import IMAGE_SUFFIXES, ImageReadError, read_raw_image
 from nuclei.inference.image_guard import refuse_oversized
 from nuclei.inference.images import as_network_image
-from nuclei.inference.raw_image import read_raw_image
 from nuclei.inference.writers import PredictionWriter
 from nuclei.progress import progress_bar
 

@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from skimage.segmentation import mark_boundaries
 
+from nuclei.data.sources.io import read_raw_image
 from nuclei.data.sources.rle import rle_encode
 from nuclei.inference.measure import measure_nuclei, select_properties
 from nuclei.inference.output_files import (
@@ -32,7 +33,6 @@ from nuclei.inference.output_files import (
     save_roi_zip,
     save_table,
 )
-from nuclei.inference.raw_image import read_raw_image
 
 SUMMARY_COLUMNS = ("image", "file", "height", "width", "nuclei", "covered_fraction", "mean_area")
 SUBMISSION_COLUMNS = ("ImageId", "EncodedPixels")

@@ -77,12 +77,26 @@ def to_uint8(
     return np.round(scaled * 255.0).astype(np.uint8)
 
 
+def _channels_last(array: np.ndarray) -> np.ndarray:
+    """A channel-first (C, H, W) TIFF as (H, W, C); other arrays as they are."""
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        return np.moveaxis(array, 0, -1)
+    return array
+
+
+def _collapse_grey(array: np.ndarray) -> np.ndarray:
+    """(H, W, 1), and RGB(A) whose colour channels are all equal, as (H, W); others as given."""
+    if array.ndim == 3 and array.shape[-1] == 1:
+        return array[..., 0]
+    if array.ndim == 3 and array.shape[-1] in (3, 4) and (array[..., :3] == array[..., :1]).all():
+        return array[..., 0]
+    return array
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image as uint8 RGB (H, W, 3): alpha dropped, grayscale repeated, >8-bit scaled."""
     path = Path(path)
-    array = _load_array(path)
-    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
-        array = np.moveaxis(array, 0, -1)  # channel-first TIFF
+    array = _channels_last(_load_array(path))
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim == 2:
@@ -98,6 +112,25 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def read_raw_image(path: str | Path) -> np.ndarray:
+    """The file's pixels in their own dtype, for measurements (not for the network).
+
+    (H, W) grey or (H, W, 3) colour, alpha dropped: a 16-bit nucleus at 3,300 counts stays at
+    3,300 (:func:`read_image` gives the network a percentile-scaled uint8 copy instead). A grey
+    image stored as RGB(A) (equal colour channels, as in DSB2018's PNGs) is returned as (H, W),
+    so it is measured as one channel, not three identical ones.
+    """
+    path = Path(path)
+    array = _collapse_grey(_channels_last(_load_array(path)))
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        array = array[..., :3]
+    if array.ndim != 2 and not (array.ndim == 3 and array.shape[-1] == 3):
+        raise ImageReadError(
+            f"{path}: expected a 2-D grayscale or (H, W, 3|4) colour image, got shape {array.shape}"
+        )
+    return np.ascontiguousarray(array)
+
+
 def read_mask(path: str | Path) -> np.ndarray:
     """Read a mask as a 2-D array in its own dtype (0/255, 0/1 or integer labels).
 
@@ -105,16 +138,10 @@ def read_mask(path: str | Path) -> np.ndarray:
     nucleus) become one integer per colour.
     """
     path = Path(path)
-    array = _load_array(path, keep_palette_indices=True)
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    elif array.ndim == 3 and array.shape[-1] in (3, 4):
-        rgb = array[..., :3]
-        if (rgb == rgb[..., :1]).all():
-            array = rgb[..., 0]
-        else:
-            colour = rgb.astype(np.int64)
-            array = (colour[..., 0] << 32) | (colour[..., 1] << 16) | colour[..., 2]
+    array = _collapse_grey(_load_array(path, keep_palette_indices=True))
+    if array.ndim == 3 and array.shape[-1] in (3, 4):
+        colour = array[..., :3].astype(np.int64)
+        array = (colour[..., 0] << 32) | (colour[..., 1] << 16) | colour[..., 2]
     if array.ndim != 2:
         raise ImageReadError(f"{path}: expected a 2-D mask, got shape {array.shape}")
     if array.dtype.kind not in "biuf":

@@ -1,25 +1,37 @@
 """Every command's ``--help`` shows its own usage line, examples and options, and no group
-that is not its own (the console scripts, run as a user runs them)."""
+that is not its own (each console script's entry point, run in this process as its script
+runs it: only ``sys.argv`` differs; the console scripts themselves are run by other tests)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import io
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-BIN = Path(sys.executable).parent
 TRAINING_GROUPS = ("experiment", "debug", "hparams_search", "optimizer", "scheduler")
+#: Console script -> module of its entry point (pyproject.toml [project.scripts]).
+ENTRY_POINTS = {
+    "nuclei-train": "nuclei.cli.train",
+    "nuclei-eval": "nuclei.cli.evaluate",
+    "nuclei-predict": "nuclei.cli.predict",
+    "nuclei-tune": "nuclei.cli.tune",
+    "nuclei-summarize": "nuclei.cli.summarize",
+}
 
 
-def help_of(command: str, cwd: Path) -> str:
-    done = subprocess.run(
-        [str(BIN / command), "--help"], capture_output=True, text=True, cwd=cwd, timeout=180
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
+def help_of(command: str, cwd: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What ``<command> --help`` prints, run from ``cwd``; it must exit with status 0."""
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr("sys.argv", [command, "--help"])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed), pytest.raises(SystemExit) as exited:
+        importlib.import_module(ENTRY_POINTS[command]).main()
+    assert exited.value.code in (0, None)
+    return printed.getvalue()
 
 
 def listed_groups(text: str) -> set[str]:
@@ -36,9 +48,9 @@ def listed_groups(text: str) -> set[str]:
     ],
 )
 def test_checkpoint_and_sweep_commands_show_their_own_options_only(
-    command: str, options: list[str], tmp_path: Path
+    command: str, options: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    text = help_of(command, tmp_path)
+    text = help_of(command, tmp_path, monkeypatch)
     assert text.startswith(f"{command}: ")
     assert f"Usage: {command} " in text and "Examples:" in text
     for option in options:
@@ -48,20 +60,24 @@ def test_checkpoint_and_sweep_commands_show_their_own_options_only(
     assert not (tmp_path / "outputs").exists()  # --help writes nothing
 
 
-def test_eval_help_explains_inherited_keys(tmp_path: Path) -> None:
-    text = help_of("nuclei-eval", tmp_path)
+def test_eval_help_explains_inherited_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = help_of("nuclei-eval", tmp_path, monkeypatch)
     assert "??? keeps the training run's value" in text and "not mandatory" in text
     assert "data:" in text and "postprocess:" in text  # the inherited sections are shown
 
 
-def test_predict_help_shows_its_usage_and_no_training_groups(tmp_path: Path) -> None:
-    text = help_of("nuclei-predict", tmp_path)
+def test_predict_help_shows_its_usage_and_no_training_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = help_of("nuclei-predict", tmp_path, monkeypatch)
     assert "Usage: nuclei-predict " in text
     assert not listed_groups(text) & set(TRAINING_GROUPS), listed_groups(text)
 
 
-def test_train_help_lists_its_groups_and_examples(tmp_path: Path) -> None:
-    text = help_of("nuclei-train", tmp_path)
+def test_train_help_lists_its_groups_and_examples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = help_of("nuclei-train", tmp_path, monkeypatch)
     assert text.startswith("nuclei-train: ") and "Usage: nuclei-train " in text
     assert {"model", "trainer", "experiment", "debug", "data"} <= listed_groups(text)
     assert "nuclei-train -m " in text  # the sweep form is shown

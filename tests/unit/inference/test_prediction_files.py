@@ -11,9 +11,8 @@ import tifffile
 from PIL import Image
 from skimage.draw import disk, polygon2mask
 
-from nuclei.data.sources.io import read_image
+from nuclei.data.sources.io import read_image, read_raw_image
 from nuclei.inference import output_files
-from nuclei.inference.raw_image import read_raw_image
 from nuclei.inference.writers import PredictionWriter
 
 SHAPE = (48, 64)
