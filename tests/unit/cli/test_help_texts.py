@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 
 TRAINING_GROUPS = ("experiment", "debug", "hparams_search", "optimizer", "scheduler")
 #: Console script -> module of its entry point (pyproject.toml [project.scripts]).
@@ -24,13 +26,19 @@ ENTRY_POINTS = {
 
 
 def help_of(command: str, cwd: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """What ``<command> --help`` prints, run from ``cwd``; it must exit with status 0."""
+    """What ``<command> --help`` prints, run from ``cwd``; it must exit with status 0.
+
+    Hydra keeps the app's config in process-wide singletons: they are put back as they were
+    afterwards, so that later tests do not see a Hydra run that is not theirs.
+    """
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", HydraConfig.instance().cfg)
     monkeypatch.chdir(cwd)
     monkeypatch.setattr("sys.argv", [command, "--help"])
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), pytest.raises(SystemExit) as exited:
         importlib.import_module(ENTRY_POINTS[command]).main()
     assert exited.value.code in (0, None)
+    GlobalHydra.instance().clear()
     return printed.getvalue()
 
 
