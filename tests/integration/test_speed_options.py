@@ -6,9 +6,9 @@ import math
 from functools import partial
 from pathlib import Path
 
-import lightning as L
 import pytest
 import torch
+from support.training import quiet_cpu_trainer
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -68,14 +68,9 @@ def test_bf16_mixed_runs_the_network_in_bfloat16_on_cpu() -> None:
     dtypes = []
     first_conv(task).register_forward_hook(lambda _m, _i, out: dtypes.append(out.dtype))
     batches = [{"image": torch.rand(2, 3, 32, 32), "mask": torch.ones(2, 1, 32, 32)}] * 2
-    trainer = L.Trainer(
-        accelerator="cpu",
+    trainer = quiet_cpu_trainer(
         precision="bf16-mixed",
         max_steps=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
     )
     trainer.fit(task, train_dataloaders=DataLoader(batches, batch_size=None))
     assert dtypes == [torch.bfloat16, torch.bfloat16]

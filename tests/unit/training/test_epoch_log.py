@@ -9,6 +9,7 @@ from functools import partial
 import lightning as L
 import pytest
 import torch
+from support.training import quiet_cpu_trainer
 from torch.utils.data import DataLoader
 
 from nuclei.models.unet import build_unet
@@ -38,13 +39,8 @@ def fit(callbacks: list[L.Callback], **settings: object) -> tuple[SegmentationTa
         map_every_n_epochs=2,
     )
     batches = [squares_batch(seed) for seed in range(3)]
-    trainer = L.Trainer(
-        accelerator="cpu",
+    trainer = quiet_cpu_trainer(
         max_epochs=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=callbacks,
         **settings,
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -104,13 +103,8 @@ def test_fit_without_the_instance_metric_keeps_no_rows() -> None:
     task = SegmentationTask(
         MaskEcho(), optimizer=partial(torch.optim.SGD, lr=0.0), map_every_n_epochs=0
     )
-    trainer = L.Trainer(
-        accelerator="cpu",
+    trainer = quiet_cpu_trainer(
         max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         callbacks=[scores],
     )
     trainer.fit(task, loader, loader)
