@@ -1,6 +1,7 @@
 """Write a gallery of synthetic DSB2018-like samples: each image beside its coloured instances.
 
 python scripts/make_gallery.py --out docs/synthetic_gallery.png
+python scripts/make_gallery.py --profile shifted --seed 1000 --out /tmp/shifted_gallery.png
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from nuclei.synthetic import plan_sample, render_sample
+from nuclei.synthetic import PROFILES, plan_sample, render_sample
+from nuclei.synthetic.conditions import conditions_rng, fluorescence_conditions
 
 CAPTION = 18
 
@@ -36,8 +38,9 @@ def fit_tile(img: np.ndarray, tile: int, nearest: bool) -> Image.Image:
     return canvas
 
 
-def pick_samples(seed: int, scan: int) -> list[int]:
-    """Indices covering the families and common sizes, plus the most crowded fluorescence one."""
+def pick_samples(seed: int, scan: int, profile: str = "default") -> list[int]:
+    """Indices covering the families and common sizes, a dim fluorescence image, and the most
+    crowded fluorescence one."""
     plans = [plan_sample(seed, i) for i in range(scan)]
     wanted = [
         ("fluorescence", (256, 256)),
@@ -52,11 +55,19 @@ def pick_samples(seed: int, scan: int) -> list[int]:
     for family, size in wanted:
         for p in plans:
             if p.family == family and (p.height, p.width) == size and p.index not in picked:
+                # A few nuclei only make a poor example (rendering a small image is cheap).
+                if family == "fluorescence" and render_sample(seed, p.index, profile)[1].max() < 8:
+                    continue
                 picked.append(p.index)
                 break
-    # The most crowded of the first fluorescence images not yet shown.
     pool = [p.index for p in plans if p.family == "fluorescence" and p.index not in picked][:40]
-    crowded = max(pool, key=lambda i: int(render_sample(seed, i)[1].max()))
+    prof = PROFILES[profile]
+    dim = [i for i in pool if fluorescence_conditions(conditions_rng(seed, i), prof).dim]
+    if dim and not any(i in dim for i in picked):
+        picked.insert(1, dim[0])
+    # The most crowded of the first fluorescence images not yet shown.
+    pool = [i for i in pool if i not in picked]
+    crowded = max(pool, key=lambda i: int(render_sample(seed, i, profile)[1].max()))
     picked.append(crowded)
     return picked
 
@@ -66,18 +77,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/synthetic_gallery.png"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="default")
     parser.add_argument("--tile", type=int, default=256, help="tile size in px")
     parser.add_argument("--cols", type=int, default=2, help="samples per row")
     parser.add_argument("--scan", type=int, default=300, help="indices scanned for variety")
     args = parser.parse_args()
 
-    indices = pick_samples(args.seed, args.scan)
+    indices = pick_samples(args.seed, args.scan, args.profile)
     t, cols = args.tile, args.cols
     rows = -(-len(indices) // cols)
     sheet = Image.new("RGB", (2 * cols * t, rows * (t + CAPTION)), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
     for k, index in enumerate(indices):
-        rgb, labels, plan = render_sample(args.seed, index)
+        rgb, labels, plan = render_sample(args.seed, index, args.profile)
         r, c = divmod(k, cols)
         x, y = 2 * c * t, r * (t + CAPTION)
         sheet.paste(fit_tile(rgb, t, nearest=False), (x, y + CAPTION))

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from nuclei.data.config import SIZE_MODES
+from nuclei.data.config import SIZE_MODES, IntensityConfig, as_config
 from nuclei.inference.device import resolve_device
 from nuclei.inference.images import as_network_image
 from nuclei.inference.maps import Forward, predict_maps
@@ -42,7 +42,8 @@ def prediction_settings(
     device: str | torch.device = "auto",
 ) -> PredictionSettings:
     """How images meet the network: the training run's ``data.size`` (mode, default resize,
-    and ``image_size``) unless ``size_mode`` or ``image_size`` are given."""
+    and ``image_size``) unless ``size_mode`` or ``image_size`` are given, and its
+    ``data.intensity`` normalisation (runs from before it existed: values / 255)."""
     stored_size = stored_data.get("size") or {}
     size_mode = size_mode or stored_size.get("mode") or "resize"
     if size_mode not in SIZE_MODES:
@@ -57,6 +58,7 @@ def prediction_settings(
         overlap=int(overlap),
         batch_size=int(batch_size),
         device=device if isinstance(device, torch.device) else resolve_device(str(device)),
+        intensity=as_config(IntensityConfig, stored_data.get("intensity")),
     )
 
 
@@ -144,6 +146,7 @@ class Segmenter:
             overlap=s.overlap,
             batch_size=s.batch_size,
             device=s.device,
+            intensity=s.intensity,
         )
 
     def probabilities(self, image: np.ndarray, channel: int | None = None) -> np.ndarray:

@@ -120,9 +120,19 @@ def score(
     return {key: float(value) for key, value in results[0].items()}, n_images
 
 
+def chosen_split(cfg: DictConfig) -> str:
+    """``cfg.split``; when null, ``test`` if a test folder is given (``data=shifted`` gives
+    one), else ``val``."""
+    if cfg.get("split") is not None:
+        return str(cfg.split)
+    return "test" if given_values(cfg.get("data")).get("source", {}).get("test_root") else "val"
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Rebuild a checkpoint's run, score it on ``cfg.split``, print and write the metrics."""
     started = time.perf_counter()
+    with open_dict(cfg):
+        cfg.split = chosen_split(cfg)
     if cfg.split not in SPLITS:
         raise EvaluationError(f"split must be one of {SPLITS}, got {cfg.split!r}")
     run = load_run(cfg.ckpt_path, trust=cfg.trust_checkpoint)

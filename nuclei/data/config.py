@@ -18,11 +18,13 @@ from omegaconf import DictConfig, OmegaConf
 from nuclei.data.sources.layouts import LAYOUTS
 from nuclei.data.targets import TARGETS
 from nuclei.data.validation import ON_BAD_FILE
+from nuclei.synthetic.profiles import PROFILES
 
 __all__ = [
     "SIZE_MODES",
     "AugmentationConfig",
     "DataConfig",
+    "IntensityConfig",
     "LoaderConfig",
     "SizeConfig",
     "SourceConfig",
@@ -72,6 +74,7 @@ class SourceConfig:
     decode_workers: int | None = None
     synthetic_images: int = 670
     synthetic_seed: int = 0
+    synthetic_profile: str = "default"
 
     def __post_init__(self) -> None:
         _one_of("source.layout", self.layout, LAYOUTS)
@@ -79,6 +82,7 @@ class SourceConfig:
         _positive_int("source.decode_workers", self.decode_workers, optional=True)
         _positive_int("source.synthetic_images", self.synthetic_images)
         _int("source.synthetic_seed", self.synthetic_seed)
+        _one_of("source.synthetic_profile", self.synthetic_profile, tuple(PROFILES))
 
 
 @dataclass
@@ -98,28 +102,76 @@ class SizeConfig:
 
 @dataclass
 class AugmentationConfig:
-    """Training augmentation switches (image and mask together) and their seed."""
+    """Training augmentation (image and labels together, :mod:`nuclei.data.transforms`).
+
+    Switches, and strengths where 0 means off: ``scale`` zooms by a factor in
+    ``[1/(1+scale), 1+scale]``, ``gamma`` draws a gamma in ``[1/(1+gamma), 1+gamma]``,
+    ``blur`` is the largest Gaussian sigma in pixels, ``noise`` the largest Gaussian noise
+    standard deviation as a fraction of the [0, 1] intensity range.
+    """
 
     hflip: bool = True
     vflip: bool = False
     rot90: bool = False
     brightness_contrast: bool = False
     invert: bool = False
+    scale: float = 0.0
+    gamma: float = 0.0
+    blur: float = 0.0
+    noise: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
         for name in ("hflip", "vflip", "rot90", "brightness_contrast", "invert"):
             _flag(f"augmentation.{name}", getattr(self, name))
+        for name in ("scale", "gamma", "blur"):
+            _number_in(f"augmentation.{name}", getattr(self, name), 0.0, None)
+        _number_in("augmentation.noise", self.noise, 0.0, 1.0)
         _int("augmentation.seed", self.seed)
+
+
+def _number_in(key: str, value: object, low: float, high: float | None) -> None:
+    """Raise unless ``value`` is a number in ``[low, high]`` (``high`` None: no upper bound)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"data.{key} must be a number, got {value!r}")
+    if value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"data.{key} must be {bounds}, got {value}")
+
+
+#: How images become the network's [0, 1] input (:mod:`nuclei.data.intensity`).
+NORMALIZE_MODES: tuple[str, ...] = ("none", "percentile")
+
+
+@dataclass
+class IntensityConfig:
+    """Intensity normalisation: 8-bit values / 255 (``none``), or each image and channel
+    stretched between its ``low`` and ``high`` percentiles (``percentile``, CSBDeep's 1, 99.8)."""
+
+    normalize: str = "none"
+    low: float = 1.0
+    high: float = 99.8
+
+    def __post_init__(self) -> None:
+        _one_of("intensity.normalize", self.normalize, NORMALIZE_MODES)
+        _number_in("intensity.low", self.low, 0.0, 100.0)
+        _number_in("intensity.high", self.high, 0.0, 100.0)
+        if self.low >= self.high:
+            raise ValueError(
+                f"data.intensity.low must be below data.intensity.high, got low={self.low} "
+                f"and high={self.high}"
+            )
 
 
 @dataclass
 class SplitConfig:
-    """The train/val split: drawn from ``seed``, or read from a recorded ``split.json``."""
+    """The train/val split: drawn from ``seed`` (keeping each image kind's share on both
+    sides when ``stratify``), or read from a recorded ``split.json``."""
 
     val_fraction: float = 0.2
     seed: int = 0
     file: str | None = None
+    stratify: bool = True
 
     def __post_init__(self) -> None:
         fraction = self.val_fraction
@@ -128,6 +180,7 @@ class SplitConfig:
         if not 0.0 < fraction < 1.0:
             raise ValueError(f"data.split.val_fraction must be in (0, 1), got {fraction}")
         _int("split.seed", self.seed)
+        _flag("split.stratify", self.stratify)
 
 
 @dataclass
@@ -168,6 +221,7 @@ class DataConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     size: SizeConfig = field(default_factory=SizeConfig)
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    intensity: IntensityConfig = field(default_factory=IntensityConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
     loader: LoaderConfig = field(default_factory=LoaderConfig)
@@ -178,6 +232,7 @@ GROUPS: dict[str, type] = {
     "source": SourceConfig,
     "size": SizeConfig,
     "augmentation": AugmentationConfig,
+    "intensity": IntensityConfig,
     "split": SplitConfig,
     "target": TargetConfig,
     "loader": LoaderConfig,

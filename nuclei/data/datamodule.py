@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from nuclei.data.config import (
     AugmentationConfig,
+    IntensityConfig,
     LoaderConfig,
     SizeConfig,
     SourceConfig,
@@ -21,8 +22,8 @@ from nuclei.data.config import (
     TargetConfig,
     as_config,
 )
-from nuclei.data.dataset import NucleiDataset, pad_collate
-from nuclei.data.loading import FolderLoader, locate_test_split
+from nuclei.data.dataset import NucleiDataset, native_collate, pad_collate
+from nuclei.data.loading import DatasetSettings, FolderLoader, locate_test_split
 from nuclei.data.sources.layouts import LayoutError
 from nuclei.data.splits import split_record
 from nuclei.data.transforms import seed_augmentation_worker
@@ -44,9 +45,12 @@ class NucleiDataModule(L.LightningDataModule):
 
     Every file is decoded once, at setup, and checked on the way: problems are gathered and
     reported together (see :mod:`nuclei.data.loading`). ``size.mode="resize"`` scales
-    every image to ``size.image_size``; ``"crop"`` keeps native resolution, trains on random
-    ``size.crop_size`` crops and validates/tests on whole images padded to
-    ``size.pad_multiple`` (those batches carry ``valid`` and ``size``, see :func:`pad_collate`).
+    every image to ``size.image_size`` (validation and test batches also carry each image's
+    labels at its own size, ``native_labels``, see :func:`native_collate`); ``"crop"`` keeps
+    native resolution, trains on random ``size.crop_size`` crops and validates/tests on whole
+    images padded to ``size.pad_multiple`` (those batches carry ``valid`` and ``size``, see
+    :func:`pad_collate`). Either way evaluation scores every image at its own size. Images
+    are normalised as ``intensity`` says (:mod:`nuclei.data.intensity`).
     The test split is ``source.test_root`` (with ``source.test_labels`` for ``stage1_test``), or
     found next to the training data (``<root>/test`` or ``<root>/stage1_test`` +
     ``stage1_solution.csv``).
@@ -62,6 +66,7 @@ class NucleiDataModule(L.LightningDataModule):
         source: SourceConfig | Section | None = None,
         size: SizeConfig | Section | None = None,
         augmentation: AugmentationConfig | Section | None = None,
+        intensity: IntensityConfig | Section | None = None,
         split: SplitConfig | Section | None = None,
         target: TargetConfig | Section | None = None,
         loader: LoaderConfig | Section | None = None,
@@ -70,6 +75,7 @@ class NucleiDataModule(L.LightningDataModule):
         self.source = as_config(SourceConfig, source)
         self.size = as_config(SizeConfig, size)
         self.augmentation = as_config(AugmentationConfig, augmentation)
+        self.intensity = as_config(IntensityConfig, intensity)
         self.split = as_config(SplitConfig, split)
         self.target = as_config(TargetConfig, target)
         self.loader = as_config(LoaderConfig, loader)
@@ -80,9 +86,11 @@ class NucleiDataModule(L.LightningDataModule):
         self.test_dataset: NucleiDataset | None = None
         self.train_ids: list[str] = []
         self.val_ids: list[str] = []
+        self.kinds: dict[str, str] = {}
         self.test_ids: list[str] = []
         self.reports: dict[str, SplitReport] = {}
-        self.folders = FolderLoader(self.source, self.size, self.target, self.reports)
+        settings = DatasetSettings(self.size, self.intensity, self.target)
+        self.folders = FolderLoader(self.source, settings, self.reports)
 
     @property
     def data_root(self) -> Path:
@@ -91,7 +99,9 @@ class NucleiDataModule(L.LightningDataModule):
         if source.root is not None:
             return Path(source.root).expanduser()
         cache_dir = Path(source.cache_dir).expanduser()
-        return synthetic_root(cache_dir, source.synthetic_images, source.synthetic_seed)
+        return synthetic_root(
+            cache_dir, source.synthetic_images, source.synthetic_seed, source.synthetic_profile
+        )
 
     @property
     def has_test_split(self) -> bool:
@@ -105,6 +115,7 @@ class NucleiDataModule(L.LightningDataModule):
                 Path(self.source.cache_dir).expanduser(),
                 n_images=self.source.synthetic_images,
                 seed=self.source.synthetic_seed,
+                profile=self.source.synthetic_profile,
             )
 
     def setup(self, stage: str | None = None) -> None:
@@ -136,7 +147,7 @@ class NucleiDataModule(L.LightningDataModule):
     def _setup_fit(self) -> None:
         rank = self.trainer.global_rank if self.trainer is not None else 0
         fit = self.folders.load_fit(self.data_root, self.split, self.augmentation, rank)
-        self.train_ids, self.val_ids = fit.train_ids, fit.val_ids
+        self.train_ids, self.val_ids, self.kinds = fit.train_ids, fit.val_ids, fit.kinds
         self.train_dataset, self.val_dataset = fit.train, fit.val
 
     def _setup_test(self) -> None:
@@ -154,7 +165,12 @@ class NucleiDataModule(L.LightningDataModule):
     def split_record(self) -> dict[str, Any]:
         """The split as saved in the run directory: settings and the ids of each side."""
         return split_record(
-            self.data_root, self.split.val_fraction, self.split.seed, self.train_ids, self.val_ids
+            self.data_root,
+            self.split.val_fraction,
+            self.split.seed,
+            self.train_ids,
+            self.val_ids,
+            kinds=self.kinds,
         )
 
     def data_report(self) -> dict[str, Any]:
@@ -197,7 +213,8 @@ class NucleiDataModule(L.LightningDataModule):
             if self.size.mode == "crop":
                 collate = partial(pad_collate, multiple=self.size.pad_multiple)
                 batch_size = eval_batch_size or 1
-            else:
+            else:  # resized images, scored against their labels at their own size
+                collate = native_collate
                 batch_size = eval_batch_size or self.loader.batch_size
         workers = self.loader.num_workers
         return DataLoader(

@@ -8,8 +8,11 @@ from collections.abc import Sequence
 import albumentations as A
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
+from nuclei.data.batches import NATIVE_LABELS
+from nuclei.data.config import IntensityConfig
+from nuclei.data.intensity import normalize_image
 from nuclei.data.targets import make_target
 
 Batch = dict[str, torch.Tensor | list[str]]
@@ -20,9 +23,13 @@ class NucleiDataset(Dataset):
     ``labels`` (H,W) int32 instance ids and ``id``.
 
     ``images``/``labels`` are stacked arrays (all one size) or lists of arrays of any size.
+    Each image is normalised as ``intensity`` says (:func:`nuclei.data.intensity.normalize_image`,
+    the whole image, before any crop) and then augmented by ``transform``.
     With a ``target`` other than ``"binary"`` a sample also has ``target`` (C,H,W) float,
     derived from its labels after augmentation (:func:`nuclei.data.targets.make_target`), so
-    every channel follows the flips, rotations and crops of the image.
+    every channel follows the flips, rotations and crops of the image. ``native_labels``
+    (evaluation in resize mode) are each image's labels at its own size, served as the
+    sample's ``native_labels`` so that it is scored on its own pixels.
     """
 
     def __init__(
@@ -33,11 +40,17 @@ class NucleiDataset(Dataset):
         transform: A.Compose | None = None,
         target: str = "binary",
         border_width: int = 1,
+        intensity: IntensityConfig | None = None,
+        native_labels: Sequence[np.ndarray] | None = None,
     ) -> None:
         if not len(images) == len(labels) == len(sample_ids):
             raise ValueError("images, labels and sample_ids must have the same length")
+        if native_labels is not None and len(native_labels) != len(images):
+            raise ValueError("native_labels must have one entry per image")
         self.images = images
         self.labels = labels
+        self.intensity = intensity or IntensityConfig()
+        self.native_labels = native_labels
         self.sample_ids = list(sample_ids)
         self.transform = transform
         self.target = target
@@ -47,11 +60,12 @@ class NucleiDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
-        image, labels = self.images[index], self.labels[index]
+        image = normalize_image(self.images[index], self.intensity)
+        labels = self.labels[index]
         if self.transform is not None:
             out = self.transform(image=image, mask=labels)
             image, labels = out["image"], out["mask"]
-        image_t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+        image_t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)
         labels_t = torch.from_numpy(np.ascontiguousarray(labels))
         sample = {
             "image": image_t,
@@ -63,7 +77,18 @@ class NucleiDataset(Dataset):
             sample["target"] = torch.from_numpy(
                 make_target(np.asarray(labels), self.target, self.border_width)
             )
+        if self.native_labels is not None:
+            sample[NATIVE_LABELS] = self.native_labels[index]
         return sample
+
+
+def native_collate(samples: list[dict[str, torch.Tensor | str]]) -> Batch:
+    """Batch resized samples that carry ``native_labels``: those stay a list (one size each),
+    the rest is stacked as usual."""
+    native = [s[NATIVE_LABELS] for s in samples]
+    batch = default_collate([{k: v for k, v in s.items() if k != NATIVE_LABELS} for s in samples])
+    batch[NATIVE_LABELS] = native
+    return batch
 
 
 def pad_collate(samples: list[dict[str, torch.Tensor | str]], multiple: int = 32) -> Batch:

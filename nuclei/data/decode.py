@@ -1,4 +1,4 @@
-"""Decode samples once into memory: read, check and (resize mode) resize every file."""
+"""Decode samples once into memory, each at its own size: read and check every file."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import albumentations as A
 import cv2
 import numpy as np
 
@@ -57,12 +56,16 @@ def read_sample(
 def resize_sample(
     image: np.ndarray, labels: np.ndarray, size: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Resize to size x size: area interpolation for the image, nearest for the labels."""
-    resize = A.Resize(
-        size, size, interpolation=cv2.INTER_AREA, mask_interpolation=cv2.INTER_NEAREST
-    )
-    out = resize(image=image, mask=labels)
-    return out["image"], out["mask"]
+    """Resize to size x size: area interpolation for the image (:func:`resize_image`),
+    nearest for the labels."""
+    nearest = cv2.resize(labels, (size, size), interpolation=cv2.INTER_NEAREST)
+    return resize_image(image, size), nearest
+
+
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """An (H, W, C) image resized to ``size x size`` by OpenCV area interpolation: how resize
+    mode shrinks every image, in training and in ``nuclei-predict`` alike."""
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
 
 
 @dataclass
@@ -83,12 +86,11 @@ class DecodedSamples:
 
 def decode_samples(
     samples: Sequence[SampleFiles],
-    image_size: int | None = None,
     workers: int | None = None,
     description: str = "Decoding images",
     progress: bool = True,
 ) -> DecodedSamples:
-    """Decode every sample once, resized to ``image_size`` (or native when None).
+    """Decode every sample once, at its own size (resize mode resizes afterwards).
 
     Every sample is tried: files that cannot be read go to ``failed`` (id -> message naming
     the file) instead of stopping at the first.
@@ -105,8 +107,6 @@ def decode_samples(
         except DECODE_ERRORS as exc:
             failed[files.sample_id] = str(exc)
             return
-        if image_size is not None:
-            image, label = resize_sample(image, label, image_size)
         images[index], labels[index] = image, label
 
     # Pillow and OpenCV release the GIL while decoding and resizing, so threads scale.

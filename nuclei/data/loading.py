@@ -17,13 +17,15 @@ import numpy as np
 
 from nuclei.data.config import (
     AugmentationConfig,
+    IntensityConfig,
     SizeConfig,
     SourceConfig,
     SplitConfig,
     TargetConfig,
 )
 from nuclei.data.dataset import NucleiDataset
-from nuclei.data.decode import DecodedSamples, decode_samples
+from nuclei.data.decode import DecodedSamples, decode_samples, resize_sample
+from nuclei.data.kinds import image_kinds, kinds_summary
 from nuclei.data.sources.layouts import (
     DataSource,
     LayoutError,
@@ -48,6 +50,7 @@ class FitSplits:
     val_ids: list[str]
     train: NucleiDataset
     val: NucleiDataset
+    kinds: dict[str, str] = field(default_factory=dict)  # id -> image kind, when stratified
 
 
 @dataclass
@@ -126,38 +129,61 @@ def _check_labels(decoded: DecodedSamples, source: DataSource, report: SplitRepo
         )
 
 
+def _resized(
+    images: list[np.ndarray], labels: list[np.ndarray], side: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels resized to ``side`` x ``side`` and stacked (resize mode)."""
+    if not images:
+        return np.zeros((0, side, side, 3), np.uint8), np.zeros((0, side, side), np.int32)
+    pairs = [resize_sample(image, label, side) for image, label in zip(images, labels, strict=True)]
+    return np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+
+
 def make_dataset(
     decoded: DecodedSamples,
     ids: list[str],
     transform: A.Compose | None,
-    size: SizeConfig,
-    target: TargetConfig,
+    data: DatasetSettings,
+    evaluation: bool = False,
 ) -> NucleiDataset:
-    """A dataset of the decoded ``ids``: stacked arrays in resize mode, lists in crop mode."""
+    """A dataset of the decoded ``ids`` (decoded at their own size).
+
+    Crop mode keeps every image at its own size. Resize mode stacks images and labels resized
+    to ``size.image_size``; an ``evaluation`` split also keeps each image's labels at its own
+    size, so that it is scored on its own pixels (:mod:`nuclei.data.batches`).
+    """
     images, labels = decoded.select(ids)
-    kind, width = target.kind, target.border_width
-    if size.mode == "resize":  # one size: stack into contiguous arrays
-        side = size.image_size
-        return NucleiDataset(
-            np.stack(images) if images else np.zeros((0, side, side, 3), np.uint8),
-            np.stack(labels) if labels else np.zeros((0, side, side), np.int32),
-            ids,
-            transform,
-            target=kind,
-            border_width=width,
-        )
-    return NucleiDataset(images, labels, ids, transform, target=kind, border_width=width)
+    settings = {
+        "target": data.target.kind,
+        "border_width": data.target.border_width,
+        "intensity": data.intensity,
+    }
+    if data.size.mode == "crop":
+        return NucleiDataset(images, labels, ids, transform, **settings)
+    resized_images, resized_labels = _resized(images, labels, data.size.image_size)
+    native = labels if evaluation else None
+    return NucleiDataset(
+        resized_images, resized_labels, ids, transform, native_labels=native, **settings
+    )
+
+
+@dataclass(frozen=True)
+class DatasetSettings:
+    """What shapes a dataset's samples: their size, their normalisation and their target."""
+
+    size: SizeConfig
+    intensity: IntensityConfig
+    target: TargetConfig
 
 
 @dataclass
 class FolderLoader:
-    """Loads the splits of data folders as the ``source``, ``size`` and ``target`` settings
-    say; each split's report goes into ``reports`` as soon as it is made, so a failed load
-    still tells what it found."""
+    """Loads the splits of data folders as the ``source`` and ``data`` settings say; each
+    split's report goes into ``reports`` as soon as it is made, so a failed load still tells
+    what it found."""
 
     source: SourceConfig
-    size: SizeConfig
-    target: TargetConfig
+    data: DatasetSettings
     reports: dict[str, SplitReport] = field(default_factory=dict)
 
     def decode(
@@ -166,10 +192,8 @@ class FolderLoader:
         """Decode the ``wanted`` samples, gather every problem, drop (skip) or raise (error)."""
         by_id: dict[str, SampleFiles] = {s.sample_id: s for s in source.samples}
         _note_source(source, report)
-        size = self.size
         decoded = decode_samples(
             [by_id[i] for i in wanted if i in by_id],
-            image_size=size.image_size if size.mode == "resize" else None,
             workers=self.source.decode_workers,
             description=f"Decoding {len(wanted)} {report.split} samples",
         )
@@ -190,7 +214,7 @@ class FolderLoader:
         """The train and val sides of ``root``: drawn from ``split.seed`` or read from
         ``split.file``; training samples are augmented (seed ``augmentation.seed + rank``)."""
         source = scan_folder(root, self.source.layout, split="train")
-        check_instances(source, self.target.kind)
+        check_instances(source, self.data.target.kind)
         report = SplitReport("train/val", str(root), source.layout)
         self.reports["train/val"] = report
         available = {s.sample_id for s in source.samples} | set(source.bad)
@@ -202,8 +226,15 @@ class FolderLoader:
         decoded, dropped = self.decode(source, train_ids + val_ids, report)
         train_ids = [i for i in train_ids if i not in dropped]
         val_ids = [i for i in val_ids if i not in dropped]
+        kinds: dict[str, str] = {}
         if split.file is None:
-            train_ids, val_ids = split_ids(train_ids, split.val_fraction, split.seed)
+            if split.stratify:
+                kinds = image_kinds(train_ids, decoded.select(train_ids)[0])
+            train_ids, val_ids = split_ids(train_ids, split.val_fraction, split.seed, kinds or None)
+            if kinds:
+                log.info(
+                    "Data: images per kind, train/val: %s", kinds_summary(train_ids, val_ids, kinds)
+                )
         elif not train_ids or not val_ids:
             raise DataValidationError(
                 split.file, ["after dropping bad samples, a side of the split is empty"]
@@ -218,12 +249,13 @@ class FolderLoader:
             len(val_ids),
             f", {len(dropped)} dropped" if dropped else "",
         )
-        transform = train_transform(self.size, augmentation, rank)
+        transform = train_transform(self.data.size, augmentation, rank)
         return FitSplits(
             train_ids,
             val_ids,
-            make_dataset(decoded, train_ids, transform, self.size, self.target),
-            make_dataset(decoded, val_ids, None, self.size, self.target),
+            make_dataset(decoded, train_ids, transform, self.data),
+            make_dataset(decoded, val_ids, None, self.data, evaluation=True),
+            kinds,
         )
 
     def load_test(self, root: Path, labels: Path | None) -> LabelledTestSplit:
@@ -231,7 +263,7 @@ class FolderLoader:
         source = scan_folder(root, "auto", split="test")
         if labels is not None:
             source = attach_solution(source, labels)
-        check_instances(source, self.target.kind)
+        check_instances(source, self.data.target.kind)
         report = SplitReport("test", str(root), source.layout, str(labels) if labels else None)
         self.reports["test"] = report
         wanted = sorted({s.sample_id for s in source.samples} | set(source.bad))
@@ -245,4 +277,4 @@ class FolderLoader:
             source.base,
             f" with labels from {labels}" if labels else "",
         )
-        return LabelledTestSplit(ids, make_dataset(decoded, ids, None, self.size, self.target))
+        return LabelledTestSplit(ids, make_dataset(decoded, ids, None, self.data, evaluation=True))

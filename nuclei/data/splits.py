@@ -9,19 +9,56 @@ from typing import Any
 
 import numpy as np
 
+from nuclei.data.kinds import kind_counts
 
-def split_ids(sample_ids: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """Split ids into (train, val) with a seeded permutation of the sorted ids."""
+
+def split_ids(
+    sample_ids: list[str],
+    val_fraction: float,
+    seed: int,
+    kinds: Mapping[str, str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """Split ids into (train, val) with a seeded permutation of the sorted ids; with ``kinds``
+    (id -> image kind), each kind is split on its own so that it keeps its share on both sides.
+    """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if len(sample_ids) < 2:
         raise ValueError(f"need at least 2 samples to split, got {len(sample_ids)}")
     ordered = sorted(sample_ids)
-    permutation = np.random.default_rng(seed).permutation(len(ordered))
     n_val = min(max(1, round(len(ordered) * val_fraction)), len(ordered) - 1)
-    val = sorted(ordered[i] for i in permutation[:n_val])
-    train = sorted(ordered[i] for i in permutation[n_val:])
-    return train, val
+    rng = np.random.default_rng(seed)
+    groups = _by_kind(ordered, kinds) if kinds is not None else {"": ordered}
+    quotas = val_quotas({kind: len(ids) for kind, ids in groups.items()}, val_fraction, n_val)
+    val: list[str] = []
+    for kind, ids in groups.items():
+        permutation = rng.permutation(len(ids))
+        val += [ids[i] for i in permutation[: quotas[kind]]]
+    chosen = set(val)
+    return [i for i in ordered if i not in chosen], sorted(val)
+
+
+def _by_kind(ordered: list[str], kinds: Mapping[str, str]) -> dict[str, list[str]]:
+    """The ids of each kind (kinds sorted by name), each list in the order of ``ordered``."""
+    missing = [i for i in ordered if i not in kinds]
+    if missing:
+        raise ValueError(f"{len(missing)} id(s) have no image kind: " + ", ".join(missing[:5]))
+    groups: dict[str, list[str]] = {kind: [] for kind in sorted({kinds[i] for i in ordered})}
+    for sample_id in ordered:
+        groups[kinds[sample_id]].append(sample_id)
+    return groups
+
+
+def val_quotas(counts: Mapping[str, int], val_fraction: float, n_val: int) -> dict[str, int]:
+    """Each group's validation count: ``count * val_fraction`` rounded down, then one more for
+    the largest remainders (ties by name) until the counts add up to ``n_val``."""
+    quotas = {name: int(np.floor(count * val_fraction)) for name, count in counts.items()}
+    remainders = sorted(
+        counts, key=lambda name: (-(counts[name] * val_fraction - quotas[name]), name)
+    )
+    for name in remainders[: n_val - sum(quotas.values())]:
+        quotas[name] += 1
+    return quotas
 
 
 def read_split(path: str | Path, available: Mapping[str, object]) -> tuple[list[str], list[str]]:
@@ -45,13 +82,22 @@ def read_split(path: str | Path, available: Mapping[str, object]) -> tuple[list[
 
 
 def split_record(
-    root: str | Path, val_fraction: float, seed: int, train: Sequence[str], val: Sequence[str]
+    root: str | Path,
+    val_fraction: float,
+    seed: int,
+    train: Sequence[str],
+    val: Sequence[str],
+    kinds: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The split as saved in a run folder (``split.json``): settings and each side's ids."""
-    return {
+    """The split as saved in a run folder (``split.json``): settings and each side's ids; with
+    ``kinds`` (id -> image kind), also how many images of each kind each side holds."""
+    record: dict[str, Any] = {
         "root": str(root),
         "val_fraction": val_fraction,
         "split_seed": seed,
         "train": list(train),
         "val": list(val),
     }
+    if kinds:
+        record["kinds"] = {"train": kind_counts(train, kinds), "val": kind_counts(val, kinds)}
+    return record

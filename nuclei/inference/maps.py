@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from nuclei.data.config import SIZE_MODES
+from nuclei.data.config import SIZE_MODES, IntensityConfig
 from nuclei.inference.resizing import resized_predict, to_tensor
 from nuclei.inference.tiling import tiled_predict
 
@@ -23,18 +23,22 @@ def predict_maps(
     overlap: int = 64,
     batch_size: int = 8,
     device: torch.device | str | None = None,
+    intensity: IntensityConfig | None = None,
 ) -> list[np.ndarray]:
     """Probability maps (C, H, W) float32 per (H, W, 3) uint8 image, the way it was trained.
 
     Channel 0 is the foreground; a border or distance model adds its second channel.
     ``size_mode="resize"``: :func:`resized_predict` at ``image_size``; ``"crop"`` (trained on
-    native-resolution crops): :func:`tiled_predict` at native resolution.
+    native-resolution crops): :func:`tiled_predict` at native resolution. Each image is
+    normalised as ``intensity`` says, like the training images (default: values / 255).
     """
     if size_mode == "resize":
-        probs = resized_predict(net, images, image_size, batch_size=batch_size, device=device)
+        probs = resized_predict(
+            net, images, image_size, batch_size=batch_size, device=device, intensity=intensity
+        )
     elif size_mode == "crop":
         probs = [
-            tiled_predict(net, to_tensor(img), tile, overlap, batch_size, device=device)
+            tiled_predict(net, to_tensor(img, intensity), tile, overlap, batch_size, device=device)
             for img in images
         ]
     else:

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from nuclei.data.config import IntensityConfig
 from nuclei.data.sources.io import IMAGE_SUFFIXES, ImageReadError, read_raw_image
 from nuclei.inference.image_guard import refuse_oversized
 from nuclei.inference.images import as_network_image
@@ -35,6 +36,7 @@ class PredictionSettings:
     overlap: int
     batch_size: int
     device: torch.device
+    intensity: IntensityConfig = field(default_factory=IntensityConfig)
 
     def describe(self) -> str:
         """One line for the log: the mode and its sizes."""
@@ -42,6 +44,9 @@ class PredictionSettings:
             how = f"resized to {self.image_size}x{self.image_size} and scaled back"
         else:
             how = f"native resolution, {self.tile} px tiles overlapping by {self.overlap} px"
+        norm = self.intensity
+        if norm.normalize == "percentile":
+            how += f", normalised to the {norm.low:g}-{norm.high:g} percentiles"
         return f"{how}, batches of {self.batch_size}, on {self.device}"
 
     @property

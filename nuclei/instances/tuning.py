@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from nuclei.data.batches import unpad
+from nuclei.data.batches import native_labels, native_maps
 from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps, resolve_split
 from nuclei.metrics.dsb import DSBInstanceMetric
 from nuclei.progress import progress_bar
@@ -59,7 +59,8 @@ def validation_maps(
     task: nn.Module, datamodule: Any, progress: bool = True
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """A trained task's probability maps (C, H, W) and true labels (H, W) on the data
-    module's validation split; padded whole images (crop mode) are cropped back first."""
+    module's validation split, each at the image's own size (:mod:`nuclei.data.batches`:
+    padding cut off in crop mode, probabilities scaled back in resize mode)."""
     datamodule.setup("validate")
     maps: list[np.ndarray] = []
     labels: list[np.ndarray] = []
@@ -67,10 +68,9 @@ def validation_maps(
     with progress_bar(progress) as bar:
         job = bar.add_task("Predicting validation images", total=len(loader.dataset))
         for batch in loader:
-            probs = torch.sigmoid(task(batch["image"])).float().numpy()
-            batch_maps, batch_labels = unpad(batch, probs, batch["labels"].numpy())
-            maps += [m.astype(np.float32) for m in batch_maps]
-            labels += batch_labels
+            probs = torch.sigmoid(task(batch["image"])).float()
+            maps += [m.numpy() for m in native_maps(batch, probs)]
+            labels += native_labels(batch)
             bar.advance(job, len(probs))
     return maps, labels
 

@@ -2,7 +2,8 @@
 
 ``<root>/stage1_train/<id>/images/<id>.png`` is an 8-bit RGBA PNG (alpha 255) and every
 ``<id>/masks/<name>.png`` an 8-bit grayscale PNG holding one nucleus as 255 on 0, like the
-real DSB2018 files.
+real DSB2018 files. A set is drawn under a generator profile (``profiles``); the cache folder
+of a non-default profile carries its name, and the manifest records the profile's settings.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from nuclei.progress import progress_bar
+from nuclei.synthetic.profiles import get_profile
 from nuclei.synthetic.render import FAMILIES, SamplePlan, plan_sample, render_sample
 
 logger = logging.getLogger(__name__)
 
 #: Version of the generated data: bump it whenever a change alters any written pixel, so that
 #: cached sets of the old version are not used (it is part of the cache folder's name).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 # zlib level 1 without row filters: as small as heavier settings on these noisy images and
 # much faster. Masks are nearly all zeros, which run-length encoding handles best.
@@ -84,10 +86,10 @@ def mask_name(image_id: str, label: int) -> str:
     return hashlib.sha256(f"{image_id}-{label}".encode()).hexdigest()
 
 
-def write_sample(job: tuple[str, int, int]) -> WrittenSample:
-    """Render image ``index`` of ``job = (stage_dir, seed, index)`` and write its PNG files."""
-    stage_dir, seed, index = job
-    rgb, labels, plan = render_sample(seed, index)
+def write_sample(job: tuple[str, int, int, str]) -> WrittenSample:
+    """Render image ``index`` of ``job = (stage_dir, seed, index, profile)`` and write its PNGs."""
+    stage_dir, seed, index, profile = job
+    rgb, labels, plan = render_sample(seed, index, profile)
     root = Path(stage_dir) / plan.image_id
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "masks").mkdir(parents=True, exist_ok=True)
@@ -121,14 +123,21 @@ def _area(plan: SamplePlan) -> int:
 
 
 def write_dataset(
-    out_dir: str | Path, n_images: int, seed: int, workers: int | None, progress: bool
+    out_dir: str | Path,
+    n_images: int,
+    seed: int,
+    workers: int | None,
+    progress: bool,
+    profile: str = "default",
 ) -> tuple[Path, list[WrittenSample]]:
-    """Write ``<out_dir>/stage1_train``: its path and the written samples in index order."""
+    """Write ``<out_dir>/stage1_train`` drawn under ``profile``: its path and the written
+    samples in index order."""
+    get_profile(profile)  # fail early on an unknown name
     stage_dir = Path(out_dir) / "stage1_train"
     stage_dir.mkdir(parents=True, exist_ok=True)
     # Largest images first so that the pool does not end on one straggler.
     order = sorted(range(n_images), key=lambda i: -_area(plan_sample(seed, i)))
-    jobs = [(str(stage_dir), seed, i) for i in order]
+    jobs = [(str(stage_dir), seed, i, profile) for i in order]
     workers = max(1, min(workers or os.cpu_count() or 1, n_images or 1))
     results: list[WrittenSample] = []
     pool = _worker_pool(workers) if workers > 1 else None
@@ -153,20 +162,26 @@ def generate_synthetic_dataset(
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
+    profile: str = "default",
 ) -> Path:
-    """Write a synthetic DSB2018-like ``<out_dir>/stage1_train`` and return its path."""
-    return write_dataset(out_dir, n_images, seed, workers, progress)[0]
+    """Write a synthetic DSB2018-like ``<out_dir>/stage1_train`` drawn under ``profile`` and
+    return its path."""
+    return write_dataset(out_dir, n_images, seed, workers, progress, profile)[0]
 
 
-def synthetic_root(cache_dir: str | Path, n_images: int, seed: int) -> Path:
-    """``<cache_dir>/synthetic-v<version>-n<n_images>-seed<seed>/stage1_train`` (the one place
-    that names a cached set)."""
-    name = f"synthetic-v{GENERATOR_VERSION}-n{n_images}-seed{seed}"
+def synthetic_root(
+    cache_dir: str | Path, n_images: int, seed: int, profile: str = "default"
+) -> Path:
+    """``<cache_dir>/synthetic-v<version>[-<profile>]-n<n_images>-seed<seed>/stage1_train``, the
+    profile named unless it is ``default`` (the one place that names a cached set)."""
+    tag = "" if get_profile(profile).name == "default" else f"-{profile}"
+    name = f"synthetic-v{GENERATOR_VERSION}{tag}-n{n_images}-seed{seed}"
     return Path(cache_dir) / name / "stage1_train"
 
 
-def _manifest_ok(root: Path, n_images: int, seed: int) -> bool:
-    """Whether ``root`` holds a complete set of this version, ``n_images`` and ``seed``."""
+def _manifest_ok(root: Path, n_images: int, seed: int, profile: str = "default") -> bool:
+    """Whether ``root`` holds a complete set of this version, ``n_images``, ``seed`` and
+    ``profile`` (with the profile's current settings)."""
     try:
         meta = json.loads((root / "manifest.json").read_text())
     except (OSError, ValueError):
@@ -175,17 +190,23 @@ def _manifest_ok(root: Path, n_images: int, seed: int) -> bool:
         meta.get("version") == GENERATOR_VERSION
         and meta.get("n_images") == n_images
         and meta.get("seed") == seed
+        and meta.get("profile") == profile
+        and meta.get("profile_settings") == get_profile(profile).settings()
         and (root / "stage1_train").is_dir()
     )
 
 
-def _write_manifest(root: Path, n_images: int, seed: int, results: list[WrittenSample]) -> None:
+def _write_manifest(
+    root: Path, n_images: int, seed: int, profile: str, results: list[WrittenSample]
+) -> None:
     families = Counter(r.family for r in results)
     manifest = {
         "generator": __package__,
         "version": GENERATOR_VERSION,
         "n_images": n_images,
         "seed": seed,
+        "profile": profile,
+        "profile_settings": get_profile(profile).settings(),
         "n_nuclei": int(sum(r.n_nuclei for r in results)),
         "families": {f: families.get(f, 0) for f in FAMILIES},
     }
@@ -205,32 +226,44 @@ def _remove_stale_tmp(cache_dir: Path, name: str) -> None:
 
 
 def ensure_synthetic_dataset(
-    cache_dir: str | Path, n_images: int = 670, seed: int = 0, workers: int | None = None
+    cache_dir: str | Path,
+    n_images: int = 670,
+    seed: int = 0,
+    workers: int | None = None,
+    profile: str = "default",
 ) -> Path:
-    """Return ``synthetic_root(cache_dir, n_images, seed)``, generating the set if needed.
+    """Return ``synthetic_root(cache_dir, n_images, seed, profile)``, generating the set if
+    needed.
 
     The set is written to a temporary sibling folder that is renamed into place only once it is
     complete, with a ``manifest.json``; a folder without a valid manifest is never used.
     """
-    stage = synthetic_root(cache_dir, n_images, seed)
+    stage = synthetic_root(cache_dir, n_images, seed, profile)
     root = stage.parent
-    if _manifest_ok(root, n_images, seed):
+    if _manifest_ok(root, n_images, seed, profile):
         return stage
 
     root.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp(root.parent, root.name)
     tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    logger.info("Generating synthetic set (%d images, seed %d) in %s", n_images, seed, root)
+    logger.info(
+        "Generating synthetic set (%d images, seed %d, profile %s) in %s",
+        n_images,
+        seed,
+        profile,
+        root,
+    )
     start = time.perf_counter()
     try:
-        _, results = write_dataset(tmp, n_images, seed, workers, progress=sys.stderr.isatty())
-        _write_manifest(tmp, n_images, seed, results)
-        if root.exists() and not _manifest_ok(root, n_images, seed):
+        progress = sys.stderr.isatty()
+        _, results = write_dataset(tmp, n_images, seed, workers, progress, profile)
+        _write_manifest(tmp, n_images, seed, profile, results)
+        if root.exists() and not _manifest_ok(root, n_images, seed, profile):
             shutil.rmtree(root)  # not ours to trust: no valid manifest
         try:
             os.rename(tmp, root)
         except OSError:
-            if not _manifest_ok(root, n_images, seed):
+            if not _manifest_ok(root, n_images, seed, profile):
                 raise
             return stage  # another process finished the same set first
     finally:

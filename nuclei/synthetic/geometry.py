@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from skimage import measure
 
+from nuclei.synthetic.profiles import PROFILES, GeneratorProfile
+
 # Range of the typical nucleus radius (px) per fluorescence size: each size is its own
 # "experiment" in DSB2018, with its own magnification.
 FLUO_RADIUS = {
@@ -71,7 +73,7 @@ def place(
     rr = np.empty(n_target)
     n = 0
     fails = 0
-    margin = 0.4 * r0  # centres may lie just outside the image: nuclei cut by the border
+    margin = 0.7 * r0  # centres may lie outside the image: nuclei cut by the border
     while n < n_target and fails < 40 + 4 * n_target:
         r = r0 * float(np.exp(rng.normal(0.0, size_sd)))
         clustered = n > 0 and rng.random() < cluster_frac
@@ -97,12 +99,19 @@ def place(
     return cy[:n], cx[:n], rr[:n]
 
 
-def _layout(rng: np.random.Generator, family: str, h: int, w: int) -> tuple[float, float, float]:
-    """The family's typical radius range drawn into ``(r0, coverage, cluster_frac)``."""
+def _layout(
+    rng: np.random.Generator, family: str, h: int, w: int, dense_share: float
+) -> tuple[float, float, float]:
+    """The family's typical radius range drawn into ``(r0, coverage, cluster_frac)``.
+
+    A ``dense_share`` of fluorescence images are dense clumps of touching nuclei.
+    """
     if family == "fluorescence":
         lo, hi = FLUO_RADIUS[(h, w)]
+        u = rng.random(2)
         coverage = 0.02 + 0.27 * rng.beta(1.6, 3.4)
-        cluster_frac = rng.uniform(0.0, 0.7) if rng.random() < 0.85 else 0.0
+        scattered, dense = rng.uniform(0.0, 0.7), rng.uniform(0.8, 0.97)
+        cluster_frac = dense if u[0] < dense_share else (scattered if u[1] < 0.85 else 0.0)
     elif family == "tissue":
         lo, hi = 6.5, 13.0
         coverage = 0.06 + 0.2 * rng.beta(2.0, 2.0)
@@ -115,18 +124,30 @@ def _layout(rng: np.random.Generator, family: str, h: int, w: int) -> tuple[floa
     return r0, coverage, cluster_frac
 
 
-def draw_nuclei(rng: np.random.Generator, family: str, h: int, w: int) -> tuple[Nuclei, float]:
-    """Draw the nuclei of one ``family`` image of ``h`` x ``w``: (nuclei, typical radius r0)."""
-    r0, coverage, cluster_frac = _layout(rng, family, h, w)
-    n_target = int(np.clip(round(coverage * h * w / (np.pi * r0**2)), 1, MAX_NUCLEI))
-    size_sd = rng.uniform(0.08, 0.28)
-    cy, cx, r = place(rng, h, w, n_target, r0, size_sd, cluster_frac)
-    n = len(r)
+def draw_nuclei(
+    rng: np.random.Generator,
+    family: str,
+    h: int,
+    w: int,
+    profile: GeneratorProfile = PROFILES["default"],
+) -> tuple[Nuclei, float]:
+    """Draw the nuclei of one ``family`` image of ``h`` x ``w``: (nuclei, typical radius r0).
 
+    ``profile`` scales the radius and the number of nuclei; every per-image value is drawn
+    before the placement, so two profiles draw the same ones for the same image.
+    """
+    r0, coverage, cluster_frac = _layout(rng, family, h, w, profile.dense_share)
+    n_target = round(profile.density_scale * coverage * h * w / (np.pi * r0**2))
+    size_sd = rng.uniform(0.08, 0.28)
     elong_sd = rng.uniform(0.2, 0.7) if family == "tissue" else rng.uniform(0.1, 0.45)
     irregular = rng.uniform(0.015, 0.07)
-    mitotic = rng.random(n) < (rng.uniform(0.0, 0.05) if family == "fluorescence" else 0.0)
-    r = np.where(mitotic, 0.6 * r, r)
+    mitotic_rate = rng.uniform(0.0, 0.08) if family == "fluorescence" else 0.0
+    r0 *= profile.size_scale
+    cy, cx, r = place(rng, h, w, int(np.clip(n_target, 1, MAX_NUCLEI)), r0, size_sd, cluster_frac)
+    n = len(r)
+
+    mitotic = rng.random(n) < mitotic_rate
+    r = np.where(mitotic, 0.6 * r, r)  # small, compact, bright (in fluorescence)
     e = np.clip(1.0 + np.abs(rng.normal(0.0, elong_sd, n)) + 0.6 * mitotic, 1.0, 3.0)
     k = np.arange(2, 2 + N_HARMONICS)
     amp = rng.normal(0.0, 1.0, (n, N_HARMONICS)) * (irregular * (2.0 / k) ** 1.5)

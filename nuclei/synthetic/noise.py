@@ -62,9 +62,12 @@ def illumination(rng: np.random.Generator, h: int, w: int, strength: float) -> n
     return np.clip(1.0 + strength * field, 0.3, None).astype(np.float32)
 
 
-def add_noise(rng: np.random.Generator, gray: np.ndarray, gain: float, read: float) -> np.ndarray:
-    """Shot noise (Gaussian approximation, ``gain`` photons per gray level) plus read noise."""
-    std = np.sqrt(gray / np.float32(gain) + np.float32(read**2))
+def add_noise(
+    rng: np.random.Generator, gray: np.ndarray, gain: float, read: float, scale: float = 1.0
+) -> np.ndarray:
+    """Shot noise (Gaussian approximation, ``gain`` photons per gray level) plus read noise,
+    their standard deviation multiplied by ``scale``."""
+    std = np.float32(scale) * np.sqrt(gray / np.float32(gain) + np.float32(read**2))
     return gray + std * rng.standard_normal(gray.shape, dtype=np.float32)
 
 

@@ -4,6 +4,8 @@ Every image is drawn from its own RNG seeded by ``(seed, index)``, so a set is r
 byte for byte whatever the number of worker processes. Three families are drawn in the DSB2018
 proportions: grayscale fluorescence (dark background), H&E-like stained tissue and grayscale
 brightfield. Instance labels are the object footprints before blur and noise, so they are exact.
+A generator profile (``profiles``) sets the imaging conditions; the family and size of an image
+depend on the seed and index only.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nuclei.synthetic.conditions import CONDITIONS, conditions_rng
 from nuclei.synthetic.geometry import clean, draw_nuclei, plain_nucleus, rasterize
+from nuclei.synthetic.profiles import GeneratorProfile, get_profile
 from nuclei.synthetic.renderers import RENDERERS, Canvas
 
 FAMILIES = ("fluorescence", "tissue", "brightfield")
@@ -46,9 +50,11 @@ class SamplePlan:
     width: int
 
 
-def image_id(seed: int, index: int) -> str:
-    """Return the 64-hex Kaggle-style id of image ``index`` of the set drawn from ``seed``."""
-    return hashlib.sha256(f"{seed}-{index}".encode()).hexdigest()
+def image_id(seed: int, index: int, profile: str = "default") -> str:
+    """Return the 64-hex Kaggle-style id of image ``index`` of the set drawn from ``seed``
+    (under ``profile``: sets of different profiles never share an id)."""
+    key = f"{seed}-{index}" if profile == "default" else f"{profile}-{seed}-{index}"
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def choose_family(rng: np.random.Generator) -> str:
@@ -68,24 +74,31 @@ def choose_size(rng: np.random.Generator, family: str) -> tuple[int, int]:
     return h, w
 
 
-def start_sample(seed: int, index: int) -> tuple[np.random.Generator, SamplePlan]:
+def start_sample(
+    seed: int, index: int, profile: str = "default"
+) -> tuple[np.random.Generator, SamplePlan]:
     """The RNG of image ``index`` of the set from ``seed``, after drawing its plan."""
     rng = np.random.default_rng([seed, index])
     family = choose_family(rng)
     h, w = choose_size(rng, family)
-    return rng, SamplePlan(index, image_id(seed, index), family, h, w)
+    return rng, SamplePlan(index, image_id(seed, index, profile), family, h, w)
 
 
-def plan_sample(seed: int, index: int) -> SamplePlan:
+def plan_sample(seed: int, index: int, profile: str = "default") -> SamplePlan:
     """Return the family and size of image ``index`` without rendering it (cheap)."""
-    return start_sample(seed, index)[1]
+    return start_sample(seed, index, profile)[1]
 
 
-def render_sample(seed: int, index: int) -> tuple[np.ndarray, np.ndarray, SamplePlan]:
-    """Render image ``index`` of the set from ``seed``: (RGB uint8 HxWx3, int32 labels, plan)."""
-    rng, plan = start_sample(seed, index)
+def render_sample(
+    seed: int, index: int, profile: str | GeneratorProfile = "default"
+) -> tuple[np.ndarray, np.ndarray, SamplePlan]:
+    """Render image ``index`` of the set from ``seed`` under ``profile`` (a name in
+    ``PROFILES`` or a ``GeneratorProfile``): (RGB uint8 HxWx3, int32 labels, plan)."""
+    prof = get_profile(profile)
+    rng, plan = start_sample(seed, index, prof.name)
     h, w = plan.height, plan.width
-    nuc, r0 = draw_nuclei(rng, plan.family, h, w)
+    cond = CONDITIONS[plan.family](conditions_rng(seed, index), prof)
+    nuc, r0 = draw_nuclei(rng, plan.family, h, w, prof)
     labels, dist = rasterize(nuc, h, w)
     labels, kept = clean(labels, dist)
     if kept.size == 0:
@@ -93,7 +106,7 @@ def render_sample(seed: int, index: int) -> tuple[np.ndarray, np.ndarray, Sample
         nuc = plain_nucleus(h, w, r0)
         labels, dist = rasterize(nuc, h, w)
         labels, kept = clean(labels, dist)
-    img = RENDERERS[plan.family](rng, Canvas(labels, dist, nuc.take(kept), r0))
+    img = RENDERERS[plan.family](rng, Canvas(labels, dist, nuc.take(kept), r0), cond)
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     return img, labels, plan

@@ -1,18 +1,22 @@
 """The three image families: fluorescence, H&E-like stained tissue and brightfield.
 
-Each renderer draws from ``rng`` after the geometry, in a fixed order: changing the order of
-the draws changes every image of a set.
+Each renderer takes the image's imaging conditions (``conditions``: microscope, camera, stain,
+already scaled by the profile) and draws the specimen's own variation (per-nucleus brightness,
+texture, noise) from ``rng`` after the geometry, in a fixed order: changing the order of the
+draws changes every image of a set.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from nuclei.synthetic import noise
+from nuclei.synthetic.conditions import BrightfieldConditions, FluoConditions, TissueConditions
 from nuclei.synthetic.geometry import Nuclei
 
 
@@ -33,46 +37,46 @@ class Canvas:
         return self.labels, self.nuc, self.r0, inside, depth
 
 
-#: ``(rng, canvas) -> image``: uint8 HxW (gray) or HxWx3 (RGB).
-Renderer = Callable[[np.random.Generator, Canvas], np.ndarray]
+#: ``(rng, canvas, conditions) -> image``: uint8 HxW (gray) or HxWx3 (RGB).
+Renderer = Callable[[np.random.Generator, Canvas, Any], np.ndarray]
 
 
-def render_fluorescence(rng: np.random.Generator, canvas: Canvas) -> np.ndarray:
-    """Grayscale fluorescence: bright textured nuclei on a dark, noisy background."""
+def render_fluorescence(
+    rng: np.random.Generator, canvas: Canvas, cond: FluoConditions
+) -> np.ndarray:
+    """Grayscale fluorescence: bright textured nuclei on a dark, noisy background.
+
+    Nucleus pixels average ``cond.background + cond.signal`` before noise, whatever the
+    nuclei's relative brightness: a share of dim nuclei and small bright mitotic ones (3-5x).
+    """
     labels, nuc, r0, inside, d = canvas.unpack()
     (h, w), n = labels.shape, len(nuc.cy)
 
-    bright = np.exp(rng.normal(0.0, rng.uniform(0.12, 0.4), n))
-    dim = rng.random(n) < rng.uniform(0.0, 0.15)
-    bright[dim] *= rng.uniform(0.2, 0.5, int(dim.sum()))
-    bright[nuc.mitotic] *= 1.8
+    bright = np.exp(rng.normal(0.0, rng.uniform(0.1, 0.45), n))
+    dim = rng.random(n) < rng.uniform(0.0, 0.2)
+    bright[dim] *= rng.uniform(0.25, 0.5, int(dim.sum()))
+    bright[nuc.mitotic] *= rng.uniform(2.5, 4.0, int(nuc.mitotic.sum()))
     level = noise.per_nucleus_map(labels, bright)
 
     dome = rng.uniform(0.0, 0.5)
-    tex_amp = rng.uniform(0.05, 0.3)
+    tex_amp = rng.uniform(0.05, 0.4)
     tex_sigma = float(np.clip(r0 / 7.0, 0.7, 3.0))
     texture = 1.0 + tex_amp * noise.fine_noise(rng, (h, w), tex_sigma)
-    spots = noise.spots(rng, inside, rng.uniform(0.0, 4.0) / (np.pi * r0**2), max(0.8, r0 / 9.0))
+    spots = noise.spots(rng, inside, rng.uniform(0.0, 6.0) / (np.pi * r0**2), max(0.8, r0 / 9.0))
     signal = level * ((1.0 - dome * d * d) * texture + rng.uniform(0.2, 0.8) * spots)
     signal = np.clip(signal, 0.0, None) * inside
 
     if rng.random() < 0.3:  # faint cytoplasmic autofluorescence around nuclei
         signal += rng.uniform(0.02, 0.1) * noise.blur_wide(inside.astype(np.float32), 1.3 * r0)
 
-    psf = rng.uniform(2.5, 5.0) if rng.random() < 0.07 else rng.uniform(0.4, 1.6)
-    signal = ndi.gaussian_filter(signal, psf)
-    signal *= noise.illumination(rng, h, w, rng.uniform(0.0, 0.3))
+    signal = ndi.gaussian_filter(signal, cond.psf)
+    signal *= noise.illumination(rng, h, w, cond.illumination)
+    signal *= np.float32(cond.signal / max(float(signal[inside].mean()), 1e-6))
 
-    typical = np.exp(rng.uniform(np.log(25.0), np.log(200.0)))  # nucleus gray level
-    background = rng.uniform(0.0, 12.0) * (1.0 + 0.15 * noise.smooth_field(rng, h, w, 60.0))
-    gray = np.clip(background + typical * signal, 0.0, None)
-    return noise.to_uint8(noise.add_noise(rng, gray, rng.uniform(0.3, 8.0), rng.uniform(0.2, 2.0)))
-
-
-def _stain(rng: np.random.Generator, base: list[float]) -> np.ndarray:
-    """Unit optical-density direction of a stain, jittered around ``base``."""
-    v = np.clip(np.asarray(base) + rng.normal(0.0, 0.04, 3), 0.02, None)
-    return (v / np.linalg.norm(v)).astype(np.float32)
+    background = cond.background * (1.0 + 0.15 * noise.smooth_field(rng, h, w, 60.0))
+    gray = np.clip(background + signal, 0.0, None)
+    gray = noise.add_noise(rng, gray, cond.gain, cond.read, cond.noise_scale)
+    return noise.to_uint8(gray)
 
 
 def _tissue_background(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,16 +113,14 @@ def _tissue_background(rng: np.random.Generator, h: int, w: int) -> tuple[np.nda
     return eosin, hema_bg
 
 
-def render_tissue(rng: np.random.Generator, canvas: Canvas) -> np.ndarray:
+def render_tissue(rng: np.random.Generator, canvas: Canvas, cond: TissueConditions) -> np.ndarray:
     """H&E-like RGB tissue: purple hematoxylin nuclei in pink eosin stroma."""
     labels, nuc, r0, inside, d = canvas.unpack()
     (h, w), n = labels.shape, len(nuc.cy)
-    v_h = _stain(rng, [0.65, 0.70, 0.29])  # hematoxylin optical-density direction
-    v_e = _stain(rng, [0.10, 0.85, 0.50])  # eosin
     eosin, hema_bg = _tissue_background(rng, h, w)
 
     # Nuclei: dense hematoxylin with chromatin texture, darker rim (nuclear membrane).
-    hema_n = rng.uniform(1.0, 2.2) * np.exp(rng.normal(0.0, 0.2, n))
+    hema_n = cond.nucleus_density * np.exp(rng.normal(0.0, 0.2, n))
     level = noise.per_nucleus_map(labels, hema_n)
     rim = np.exp(-(((1.0 - d) / 0.2) ** 2))
     base = rng.uniform(0.55, 0.95)
@@ -129,20 +131,22 @@ def render_tissue(rng: np.random.Generator, canvas: Canvas) -> np.ndarray:
     hema = hema_bg + np.clip(hema_nuc, 0.0, None) * inside
     eosin = eosin * np.where(inside, 0.4, 1.0)
 
-    od = hema[..., None] * v_h + eosin[..., None] * v_e
-    rgb = 255.0 * np.exp(-od) * (1.0 - rng.uniform(0.0, 0.04, 3)).astype(np.float32)
-    rgb = ndi.gaussian_filter(rgb, (*(2 * [rng.uniform(0.5, 1.2)]), 0.0))
-    rgb += rng.normal(0.0, rng.uniform(1.5, 4.0), rgb.shape)
+    od = hema[..., None] * cond.hematoxylin + eosin[..., None] * cond.eosin
+    rgb = 255.0 * np.exp(-od) * cond.tint
+    rgb = ndi.gaussian_filter(rgb, (cond.blur, cond.blur, 0.0))
+    rgb += np.float32(cond.noise) * rng.standard_normal(rgb.shape, dtype=np.float32)
     return noise.to_uint8(rgb)
 
 
-def render_brightfield(rng: np.random.Generator, canvas: Canvas) -> np.ndarray:
+def render_brightfield(
+    rng: np.random.Generator, canvas: Canvas, cond: BrightfieldConditions
+) -> np.ndarray:
     """Grayscale brightfield: dark absorbing nuclei with a light halo on a bright background."""
     labels, nuc, r0, inside, d = canvas.unpack()
     (h, w), n = labels.shape, len(nuc.cy)
     insidef = inside.astype(np.float32)
 
-    background = rng.uniform(150.0, 215.0)
+    background = cond.background
     texture = (
         1.0
         + 0.02 * noise.fine_noise(rng, (h, w), 2.0)
@@ -152,18 +156,18 @@ def render_brightfield(rng: np.random.Generator, canvas: Canvas) -> np.ndarray:
     cells = noise.blur_wide(insidef, 1.5 * r0) * np.clip(
         1.0 + 0.6 * noise.smooth_field(rng, h, w, r0), 0, None
     )
-    dark = rng.uniform(0.2, 0.55) * np.exp(rng.normal(0.0, 0.25, n))
-    level = noise.per_nucleus_map(labels, np.clip(dark, 0.05, 0.85))
+    dark = cond.absorption * np.exp(rng.normal(0.0, 0.25, n))
+    level = noise.per_nucleus_map(labels, np.clip(dark, 0.05, 0.9))
     tex = noise.fine_noise(rng, (h, w), max(0.8, r0 / 6.0))
     absorb = level * (1.0 - 0.3 * d * d) * (1.0 + rng.uniform(0.1, 0.25) * tex)
     halo = ndi.gaussian_filter(insidef, rng.uniform(1.5, 3.5)) - insidef
     gray = background * (
         texture - rng.uniform(0.04, 0.15) * cells - np.clip(absorb, 0.0, 0.95) * inside
     )
-    gray += rng.uniform(0.1, 0.35) * background * halo
-    gray = ndi.gaussian_filter(gray, rng.uniform(0.6, 1.5))
-    gray *= noise.illumination(rng, h, w, rng.uniform(0.02, 0.12))
-    gray += np.float32(rng.uniform(1.0, 4.0)) * rng.standard_normal((h, w), dtype=np.float32)
+    gray += cond.halo * background * halo
+    gray = ndi.gaussian_filter(gray, cond.blur)
+    gray *= noise.illumination(rng, h, w, cond.illumination)
+    gray += np.float32(cond.noise) * rng.standard_normal((h, w), dtype=np.float32)
     return noise.to_uint8(gray)
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.trainer.states import TrainerFn
@@ -14,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 
-from nuclei.data.batches import unpad
+from nuclei.data.batches import NATIVE_LABELS, native_labels, native_maps
 from nuclei.data.targets import check_target, target_channels
 from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
 from nuclei.metrics.dsb import DSBInstanceMetric
@@ -56,9 +57,15 @@ class SegmentationTask(L.LightningModule):
     (``binary``, ``border``, ``distance``; see :mod:`nuclei.data.targets`) sets the
     network's channels and the loss (:class:`~nuclei.training.losses.ChannelWeightedLoss`,
     ``loss``). Pixel metrics
-    (``acc``, ``iou``, ``dice``) score channel 0, the foreground, against ``mask``; they are
-    torchmetrics objects logged as such, exact under DDP, as are ``val/loss`` and
-    ``test/loss`` (pixel-weighted means over the split).
+    (``acc``, ``iou``, ``dice``) score channel 0, the foreground, against the true mask; they
+    are torchmetrics objects logged as such, exact under DDP, as are ``val/loss`` and
+    ``test/loss`` (pixel-weighted means over the split, at the network's resolution).
+
+    Validation and test metrics are computed on each image's own pixels: whole images (crop
+    mode), or, for images resized for the network (resize mode, batches carrying
+    ``native_labels``), probabilities scaled back to the image's size before thresholding,
+    exactly what ``nuclei-predict`` returns. In resize mode the pixel metrics at the
+    network's resolution are also logged, as ``val/resized/iou`` (and ``acc``, ``dice``).
 
     The DSB2018 instance metric (``map``, ``ap50``, ``ap75``, ``f1``, ``count_error``,
     ``n_split``, ``n_merged``) compares ``postprocess``-ed predictions with the instance
@@ -112,6 +119,8 @@ class SegmentationTask(L.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        self.val_resized_metrics = metrics.clone(prefix="val/resized/")
+        self.test_resized_metrics = metrics.clone(prefix="test/resized/")
         self.val_loss = MeanMetric()
         self.test_loss = MeanMetric()
         self.val_instance_metric = DSBInstanceMetric()
@@ -121,29 +130,56 @@ class SegmentationTask(L.LightningModule):
         """Logits (N, C, H, W) for images (N, 3, H, W) in [0, 1]; C follows the target."""
         return self.net(image.contiguous(memory_format=self.input_memory_format))
 
-    def _shared_step(
-        self, batch: Batch, metrics: MetricCollection, stage: str
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _shared_step(self, batch: Batch, stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and logits of a batch; logs the loss and updates the pixel metrics."""
         logits = self(batch["image"])
-        scored, mask = logits[:, :1], batch["mask"]
-        if "valid" in batch:  # whole images padded to the stride: padding is not scored
-            scored, mask = scored[batch["valid"]], mask[batch["valid"]]
         loss = self.loss_fn(logits, batch.get("target", batch["mask"]), batch.get("valid"))
         batch_size = batch["image"].shape[0]
-        metrics.update(torch.sigmoid(scored.detach()), mask.int())
         if stage == "train":
             self.log("train/loss", loss, on_epoch=True, prog_bar=True, batch_size=batch_size)
-        else:  # mean over all scored pixels of the split, whatever the batches and processes
-            mean_loss = self.val_loss if stage == "val" else self.test_loss
-            mean_loss.update(loss.detach(), weight=mask.numel())
-            self.log(
-                f"{stage}/loss", mean_loss, on_epoch=True, prog_bar=True, batch_size=batch_size
-            )
-        self.log_dict(
-            metrics, on_step=False, on_epoch=True, batch_size=batch_size, prog_bar=stage != "train"
-        )
+            self._update_pixel_metrics(self.train_metrics, batch, logits, batch_size)
+            return loss, logits
+        # mean over all scored pixels of the split, whatever the batches and processes
+        mean_loss = self.val_loss if stage == "val" else self.test_loss
+        scored_pixels = batch["valid"].sum() if "valid" in batch else batch["mask"].numel()
+        mean_loss.update(loss.detach(), weight=scored_pixels)
+        self.log(f"{stage}/loss", mean_loss, on_epoch=True, prog_bar=True, batch_size=batch_size)
+        metrics = self.val_metrics if stage == "val" else self.test_metrics
+        if NATIVE_LABELS in batch:
+            resized = self.val_resized_metrics if stage == "val" else self.test_resized_metrics
+            self._update_pixel_metrics(resized, batch, logits, batch_size)
+            self._update_native_pixel_metrics(metrics, batch, logits, batch_size)
+        else:
+            self._update_pixel_metrics(metrics, batch, logits, batch_size)
         return loss, logits
+
+    def _update_pixel_metrics(
+        self, metrics: MetricCollection, batch: Batch, logits: torch.Tensor, batch_size: int
+    ) -> None:
+        """Score the foreground channel against ``mask`` at the network's resolution (padding
+        left out) and log the metrics."""
+        scored, mask = logits[:, :1].detach(), batch["mask"]
+        if "valid" in batch:  # whole images padded to the stride: padding is not scored
+            scored, mask = scored[batch["valid"]], mask[batch["valid"]]
+        metrics.update(torch.sigmoid(scored), mask.int())
+        self._log_pixel_metrics(metrics, batch_size)
+
+    def _update_native_pixel_metrics(
+        self, metrics: MetricCollection, batch: Batch, logits: torch.Tensor, batch_size: int
+    ) -> None:
+        """Score the foreground probability, scaled back to each image's own size, against
+        the image's own labels, and log the metrics."""
+        probs = native_maps(batch, torch.sigmoid(logits[:, :1].detach()).float())
+        for prob, labels in zip(probs, batch[NATIVE_LABELS], strict=True):
+            truth = torch.from_numpy(np.asarray(labels) > 0).to(prob.device)
+            metrics.update(prob[0].flatten(), truth.flatten().int())
+        self._log_pixel_metrics(metrics, batch_size)
+
+    def _log_pixel_metrics(self, metrics: MetricCollection, batch_size: int) -> None:
+        training = metrics is self.train_metrics
+        self.log_dict(
+            metrics, on_step=False, on_epoch=True, batch_size=batch_size, prog_bar=not training
+        )
 
     def _instance_metric_due(self) -> bool:
         """Whether this validation/test epoch computes the (CPU-bound) instance metric."""
@@ -157,11 +193,12 @@ class SegmentationTask(L.LightningModule):
     def _update_instance_metric(
         self, metric: DSBInstanceMetric, batch: Batch, logits: torch.Tensor
     ) -> None:
-        """Postprocess each image's probability maps into instances and score them against
-        ``labels``; padded whole images are cropped back to their own size first. The
-        batch's ``id`` names each image's row when the metric keeps per-image rows."""
-        probs = torch.sigmoid(logits.detach()).float().cpu().numpy()
-        maps, truth = unpad(batch, probs, batch["labels"].cpu().numpy())
+        """Postprocess each image's probability maps, at its own size, into instances and
+        score them against its own labels (:mod:`nuclei.data.batches`). The batch's ``id``
+        names each image's row when the metric keeps per-image rows."""
+        probs = native_maps(batch, torch.sigmoid(logits.detach()).float())
+        maps = [m.cpu().numpy() for m in probs]
+        truth = native_labels(batch)
         predicted = [instances_from_maps(m, self.postprocess, self.target) for m in maps]
         metric.update(predicted, truth, ids=batch.get("id"))
 
@@ -177,18 +214,18 @@ class SegmentationTask(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         """One optimisation step's loss; also accumulates training metrics."""
-        loss, _ = self._shared_step(batch, self.train_metrics, "train")
+        loss, _ = self._shared_step(batch, "train")
         return loss
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         """Validation loss and pixel metrics, and the instance metric when it is due."""
-        _, logits = self._shared_step(batch, self.val_metrics, "val")
+        _, logits = self._shared_step(batch, "val")
         if self._instance_metric_due():
             self._update_instance_metric(self.val_instance_metric, batch, logits)
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
         """Test loss, pixel metrics and instance metric."""
-        _, logits = self._shared_step(batch, self.test_metrics, "test")
+        _, logits = self._shared_step(batch, "test")
         self._update_instance_metric(self.test_instance_metric, batch, logits)
 
     def predict_step(self, batch: Batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:

@@ -1,5 +1,6 @@
-"""Training augmentation: which transforms, image and mask together, worker seeding."""
+"""Training augmentation: which transforms, image and labels together, worker seeding."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -82,21 +83,189 @@ def names(transform) -> list[str]:
 
 def test_default_augmentation_is_horizontal_flip_only() -> None:
     assert names(train_transform(SizeConfig(), AugmentationConfig())) == ["HorizontalFlip"]
-    everything = AugmentationConfig(vflip=True, rot90=True, brightness_contrast=True, invert=True)
-    assert names(train_transform(SizeConfig(mode="crop"), everything)) == [
+    assert names(train_transform(SizeConfig(mode="crop"), AugmentationConfig())) == [
+        "PadIfNeeded",
+        "RandomCrop",
+        "HorizontalFlip",
+    ]
+    assert names(train_transform(SizeConfig(mode="crop"), EVERYTHING)) == [
+        "Affine",  # scale jitter, before the crop: the crop keeps the network's size
         "PadIfNeeded",
         "RandomCrop",
         "HorizontalFlip",
         "VerticalFlip",
         "RandomRotate90",
         "RandomBrightnessContrast",
+        "RandomGamma",
+        "GaussianBlur",
+        "GaussNoise",
         "InvertImg",
     ]
 
 
+def test_strengths_become_the_documented_ranges() -> None:
+    config = AugmentationConfig(scale=0.25, gamma=0.5, blur=1.5, noise=0.1)
+    crop, resize = (train_transform(SizeConfig(mode=m), config) for m in ("crop", "resize"))
+    zoom = crop.transforms[0]
+    assert zoom.scale == {"x": (0.8, 1.25), "y": (0.8, 1.25)} and zoom.balanced_scale
+    assert zoom.fit_output and not resize.transforms[0].fit_output  # resize mode keeps its size
+    by_name = {type(t).__name__: t for t in crop.transforms}
+    assert by_name["RandomGamma"].gamma_limit == pytest.approx((100 / 1.5, 150))
+    assert by_name["GaussianBlur"].sigma_limit == (0.0, 1.5)
+    assert by_name["GaussNoise"].std_range == (0.0, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"scale": -0.1}, "data.augmentation.scale must be >= 0.0, got -0.1"),
+        ({"gamma": "big"}, "data.augmentation.gamma must be a number, got 'big'"),
+        ({"blur": True}, "data.augmentation.blur must be a number, got True"),
+        ({"noise": 1.5}, "data.augmentation.noise must be in [0.0, 1.0], got 1.5"),
+    ],
+)
+def test_bad_strengths_are_named(values: dict, message: str) -> None:
+    with pytest.raises(ValueError) as raised:
+        AugmentationConfig(**values)
+    assert message in str(raised.value)
+
+
+#: Every augmentation on, at strengths well beyond a recipe's.
+EVERYTHING = AugmentationConfig(
+    vflip=True,
+    rot90=True,
+    brightness_contrast=True,
+    invert=True,
+    scale=0.5,
+    gamma=1.0,
+    blur=2.0,
+    noise=0.3,
+)
+
+
+def coded_sample(shape: tuple[int, int] = (48, 56)) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Rectangular nuclei (int32 ids, one above 2**24) on a float image whose intensity is a
+    code of the id, different in each channel; returns image, labels and id -> code."""
+    labels = np.zeros(shape, np.int32)
+    ids = [3, 9, 70000, 2**24 + 1, 41]
+    for k, label in enumerate(ids):
+        row, col = 4 + (k % 3) * 14, 4 + (k // 3) * 24
+        labels[row : row + 10, col : col + 18] = label
+    code = {0: np.zeros(3)} | {
+        i: (k + 1) / (len(ids) + 1) * np.array([1.0, 0.5, 0.25]) for k, i in enumerate(ids)
+    }
+    image = np.stack([code[i] for i in labels.ravel()]).reshape(*shape, 3).astype(np.float32)
+    return image, labels, code
+
+
+def interior(labels: np.ndarray, radius: int = 2) -> np.ndarray:
+    """Pixels whose (2 radius + 1)^2 neighbourhood lies in the image and holds one label only
+    (the only pixels where linear interpolation of the image cannot mix two labels)."""
+    padded = np.pad(labels, radius, constant_values=-1)
+    same = np.ones(labels.shape, bool)
+    h, w = labels.shape
+    for dy in range(2 * radius + 1):
+        for dx in range(2 * radius + 1):
+            same &= padded[dy : dy + h, dx : dx + w] == labels
+    return same
+
+
+GEOMETRIC = {
+    "hflip": ({"mode": "resize"}, {}),
+    "vflip": ({"mode": "resize"}, {"hflip": False, "vflip": True}),
+    "rot90": ({"mode": "resize"}, {"hflip": False, "rot90": True}),
+    "scale, resize mode": ({"mode": "resize"}, {"scale": 0.6}),
+    "scale, crop mode": ({"mode": "crop", "crop_size": 32}, {"scale": 0.6}),
+    "all, crop mode": (
+        {"mode": "crop", "crop_size": 32},
+        {"vflip": True, "rot90": True, "scale": 1.0},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", GEOMETRIC)
+def test_geometric_augmentations_move_labels_with_the_image(case: str) -> None:
+    size, switches = GEOMETRIC[case]
+    image, labels, code = coded_sample()
+    transform = train_transform(SizeConfig(**size), AugmentationConfig(**switches))
+    areas, checked = set(), 0
+    for _ in range(24):
+        out = transform(image=image, mask=labels)
+        moved, moved_labels = out["image"], out["mask"]
+        assert moved.dtype == np.float32 and moved_labels.dtype == np.int32
+        assert moved.min() >= 0.0 and moved.max() <= 1.0
+        assert set(np.unique(moved_labels)) <= set(code)  # original ids only
+        if size["mode"] == "crop":
+            assert moved_labels.shape == (32, 32)
+        inside = interior(moved_labels)
+        checked += int((inside & (moved_labels > 0)).sum())
+        expected = np.stack([code[i] for i in moved_labels[inside]])
+        np.testing.assert_allclose(moved[inside], expected, atol=1e-5)
+        areas.add(int((moved_labels == 9).sum()))
+    assert checked > 24 * 50  # nucleus pixels checked, not only background
+    if "scale" in case or "all" in case:
+        assert len(areas) > 3, "the zoom never changed a nucleus' size"
+
+
+@pytest.mark.parametrize("switch", ["brightness_contrast", "gamma", "blur", "noise", "invert"])
+def test_intensity_augmentations_leave_labels_bit_for_bit(switch: str) -> None:
+    strength = {
+        "brightness_contrast": True,
+        "invert": True,
+        "gamma": 0.5,
+        "blur": 1.5,
+        "noise": 0.1,
+    }
+    image, labels, _ = coded_sample()
+    transform = train_transform(
+        SizeConfig(), AugmentationConfig(hflip=False, **{switch: strength[switch]})
+    )
+    changed = []
+    for _ in range(24):
+        out = transform(image=image, mask=labels)
+        assert out["mask"].dtype == np.int32 and np.array_equal(out["mask"], labels)
+        assert out["image"].dtype == np.float32 and out["image"].shape == image.shape
+        assert out["image"].min() >= 0.0 and out["image"].max() <= 1.0
+        changed.append(not np.allclose(out["image"], image, atol=1e-6))
+    assert any(changed) and not all(changed)  # p=0.5
+
+
+def test_noise_is_grey_and_bounded_and_invert_is_one_minus_x() -> None:
+    grey = np.full((64, 64, 3), 0.5, np.float32)
+    noisy = train_transform(SizeConfig(), AugmentationConfig(hflip=False, noise=0.05))
+    stds = []
+    for _ in range(20):
+        out = noisy(image=grey)["image"]
+        assert np.array_equal(out[..., 0], out[..., 2])  # one noise field for all channels
+        stds.append(float(out.std()))
+    assert 0.0 < max(stds) < 0.055 and min(stds) == 0.0
+    image, labels, _ = coded_sample()
+    inverting = train_transform(SizeConfig(), AugmentationConfig(hflip=False, invert=True))
+    outs = [inverting(image=image, mask=labels)["image"] for _ in range(20)]
+    flipped = next(o for o in outs if not np.array_equal(o, image))
+    np.testing.assert_allclose(flipped, 1.0 - image, atol=1e-7)
+
+
+def test_full_pipeline_is_reproducible_from_its_seed_and_stays_in_range() -> None:
+    image, labels, code = coded_sample()
+
+    def draws(seed: int) -> list[tuple[bytes, bytes]]:
+        config = dataclasses.replace(EVERYTHING, seed=seed)
+        transform = train_transform(SizeConfig(mode="crop", crop_size=32), config)
+        outs = [transform(image=image, mask=labels) for _ in range(12)]
+        for out in outs:
+            assert out["image"].dtype == np.float32 and out["mask"].dtype == np.int32
+            assert out["image"].min() >= 0.0 and out["image"].max() <= 1.0
+            assert set(np.unique(out["mask"])) <= set(code)
+        return [(o["image"].tobytes(), o["mask"].tobytes()) for o in outs]
+
+    assert draws(3) == draws(3)
+    assert draws(3) != draws(4)
+
+
 def test_pipeline_seed_is_augmentation_seed_plus_rank() -> None:
     """Each DDP process draws its own augmentations, reproducibly."""
-    image = np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3)
+    image = np.arange(16 * 16 * 3, dtype=np.float32).reshape(16, 16, 3) / (16 * 16 * 3)
 
     def draws(seed: int, rank: int) -> list[bytes]:
         transform = train_transform(SizeConfig(), AugmentationConfig(rot90=True, seed=seed), rank)

@@ -2,15 +2,16 @@
 
 import itertools
 
+import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nuclei.data.decode import resize_sample
+from nuclei.data.decode import resize_image
 from nuclei.inference.maps import predict_maps
-from nuclei.inference.resizing import resize_like_training, resized_predict, to_tensor
+from nuclei.inference.resizing import resized_predict, to_tensor
 from nuclei.inference.tiling import blend_window, tile_starts, tiled_predict
 from nuclei.models.unet import build_unet
 
@@ -123,15 +124,19 @@ def test_bad_arguments_are_refused() -> None:
 def test_resize_follows_training_and_returns_the_original_size() -> None:
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(45, 77), (130, 99)]]
-    trained, _ = resize_sample(images[0], np.zeros(images[0].shape[:2], np.int32), 32)
-    np.testing.assert_array_equal(resize_like_training(images[0], 32), trained)
+    # The network sees area-resized images scaled by 1/255 (the default intensity setting).
+    expected_input = cv2.resize(images[0], (32, 32), interpolation=cv2.INTER_AREA) / 255.0
+    torch.testing.assert_close(
+        to_tensor(resize_image(images[0], 32)),
+        torch.from_numpy(expected_input).permute(2, 0, 1).float(),
+    )
 
     net = tiny_conv_net(seed=4)
     probs = resized_predict(net, images, size=32, batch_size=2)
     for image, prob in zip(images, probs, strict=True):
         assert prob.shape == (1, *image.shape[:2])
         with torch.no_grad():
-            small = torch.sigmoid(net(to_tensor(resize_like_training(image, 32))[None]))
+            small = torch.sigmoid(net(to_tensor(resize_image(image, 32))[None]))
         expected = F.interpolate(small, size=image.shape[:2], mode="bilinear", align_corners=False)
         torch.testing.assert_close(prob, expected[0])
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-from nuclei.synthetic import cache, render
+from nuclei.synthetic import PROFILES, cache, render
 
 N_IMAGES = 8
 SEED = 3
@@ -208,3 +208,62 @@ def test_ensure_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     with pytest.raises(RuntimeError):
         cache.ensure_synthetic_dataset(tmp_path, n_images=2, seed=0, workers=1)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_profile_names_its_cache_folder(tmp_path: Path) -> None:
+    version = cache.GENERATOR_VERSION
+    default = cache.synthetic_root(tmp_path, 134, 1000)
+    assert default == cache.synthetic_root(tmp_path, 134, 1000, profile="default")
+    assert default.parent.name == f"synthetic-v{version}-n134-seed1000"
+    shifted = cache.synthetic_root(tmp_path, 134, 1000, profile="shifted")
+    assert shifted.parent.name == f"synthetic-v{version}-shifted-n134-seed1000"
+    assert shifted.name == "stage1_train"
+    with pytest.raises(ValueError, match="unknown generator profile"):
+        cache.synthetic_root(tmp_path, 134, 1000, profile="nope")
+
+
+def test_ensure_shifted_set_records_its_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stage = cache.ensure_synthetic_dataset(
+        tmp_path, n_images=2, seed=7, workers=1, profile="shifted"
+    )
+    assert stage == cache.synthetic_root(tmp_path, 2, 7, profile="shifted")
+    manifest = json.loads((stage.parent / "manifest.json").read_text())
+    assert manifest["profile"] == "shifted"
+    assert manifest["profile_settings"] == PROFILES["shifted"].settings()
+    ids = sorted(render.image_id(7, i, "shifted") for i in range(2))
+    assert sorted(p.name for p in stage.iterdir()) == ids
+    assert ids != sorted(render.image_id(7, i) for i in range(2))  # never a default set's ids
+    rgb, _, plan = render.render_sample(7, 0, "shifted")
+    _, img = _read_png(stage / plan.image_id / "images" / f"{plan.image_id}.png")
+    assert np.array_equal(img[..., :3], rgb)
+    # The default set of the same size and seed is another folder with other images.
+    default = cache.ensure_synthetic_dataset(tmp_path, n_images=2, seed=7, workers=1)
+    assert default.parent != stage.parent and _png_bytes(default) != _png_bytes(stage)
+
+    # A manifest written under other profile settings is not trusted: the set is redone.
+    manifest["profile_settings"]["noise_scale"] = 9.0
+    (stage.parent / "manifest.json").write_text(json.dumps(manifest))
+    calls = []
+    real = cache.write_dataset
+
+    def spy(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "write_dataset", spy)
+    assert cache.ensure_synthetic_dataset(tmp_path, 2, 7, workers=1, profile="shifted") == stage
+    assert len(calls) == 1 and calls[0][-1] == "shifted"
+    assert cache.ensure_synthetic_dataset(tmp_path, 2, 7, workers=1, profile="shifted") == stage
+    assert len(calls) == 1
+
+
+def test_shifted_set_identical_across_workers(tmp_path: Path) -> None:
+    one = cache.generate_synthetic_dataset(
+        tmp_path / "a", n_images=3, seed=1000, workers=1, progress=False, profile="shifted"
+    )
+    two = cache.generate_synthetic_dataset(
+        tmp_path / "b", n_images=3, seed=1000, workers=2, progress=False, profile="shifted"
+    )
+    assert _png_bytes(one) == _png_bytes(two)

@@ -83,7 +83,11 @@ def test_rows_of_a_data_module_name_the_folder_they_came_from(synthetic_root: Pa
     )
     assert sorted(row["id"] for row in scores.rows) == sorted(datamodule.val_ids)
     assert {row["source"] for row in scores.rows} == {"stage1_train"}
-    assert {(row["height"], row["width"]) for row in scores.rows} == {(64, 64)}
+    # Rows are scored at each image's own size, not at the 64 px the network saw.
+    native_labels = datamodule.val_dataset.native_labels
+    native = {i: lab.shape for i, lab in zip(datamodule.val_ids, native_labels, strict=True)}
+    assert {row["id"]: (row["height"], row["width"]) for row in scores.rows} == native
+    assert all(shape != (64, 64) for shape in native.values())
 
 
 def test_the_synthetic_set_names_each_image_family(tmp_path: Path) -> None:
