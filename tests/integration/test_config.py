@@ -10,8 +10,13 @@ from omegaconf import OmegaConf
 
 CONF_DIR = Path(nuclei.conf.__file__).parent
 GROUPS = ["data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger"]
+# Options for nuclei-eval only (they inherit the run's data): tested in test_evaluate.py.
+EVAL_ONLY = {("data", "shifted")}
 OPTIONS = [
-    (group, path.stem) for group in GROUPS for path in sorted((CONF_DIR / group).glob("*.yaml"))
+    (group, path.stem)
+    for group in GROUPS
+    for path in sorted((CONF_DIR / group).glob("*.yaml"))
+    if (group, path.stem) not in EVAL_ONLY
 ]
 
 

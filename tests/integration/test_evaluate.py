@@ -13,8 +13,9 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from nuclei.cli.evaluate import EvaluationError, evaluate, main
+from nuclei.cli.evaluate import EvaluationError, chosen_split, evaluate, main
 from nuclei.runs.checkpoint import CheckpointError, load_run
+from nuclei.synthetic import synthetic_root as cached_set_root
 
 BIN = Path(sys.executable).parent
 
@@ -72,8 +73,8 @@ def test_val_map_is_logged_every_n_epochs_during_training(trained_run: Path) -> 
     events.Reload()
     iou_steps = [e.step for e in events.Scalars("val/iou")]
     map_events = events.Scalars("val/map")
-    assert len(iou_steps) == 4  # every epoch
-    assert [e.step for e in map_events] == [iou_steps[1], iou_steps[3]]  # map_every_n_epochs=2
+    assert len(iou_steps) == 10  # every epoch
+    assert [e.step for e in map_events] == [iou_steps[4], iou_steps[9]]  # map_every_n_epochs=5
     assert all(0.0 <= e.value <= 1.0 for e in map_events)
     assert len(events.Scalars("val/ap50")) == len(events.Scalars("val/n_merged")) == 2
 
@@ -93,6 +94,7 @@ def test_postprocess_and_test_split_overrides(
         )
     )
     assert record["split"] == "test" and record["n_images"] == 12
+    assert record["test_root"] == str(synthetic_root) and record["split_file"] is None
     assert record["postprocess"]["split"] == "watershed"
     assert record["postprocess"]["threshold"] == 0.4
     assert record["postprocess"]["min_area"] == 10  # untouched keys keep the run's value
@@ -221,3 +223,19 @@ def test_nuclei_eval_console_script_from_another_directory(
     (written,) = (tmp_path / "outputs" / "eval").glob("*/eval_metrics.json")
     final = json.loads((trained_run / "metrics.json").read_text())
     assert json.loads(written.read_text())["val/map"] == pytest.approx(final["val/map"], abs=1e-6)
+
+
+def test_data_shifted_makes_the_shifted_set_the_test_split_and_keeps_the_run_s_data(
+    tmp_path: Path,
+) -> None:
+    cfg = eval_config("run.ckpt", tmp_path / "eval", "data=shifted", f"paths.cache_dir={tmp_path}")
+    assert chosen_split(cfg) == "test"
+    assert chosen_split(eval_config("run.ckpt", tmp_path / "eval")) == "val"
+    # Everything but the test folder is inherited from the training run (left at ???).
+    assert OmegaConf.is_missing(cfg.data.size, "mode")
+    assert OmegaConf.is_missing(cfg.data.intensity, "normalize")
+    root = Path(cfg.data.source.test_root)  # resolving it generates the set, once
+    assert root == cached_set_root(tmp_path, 134, 1000, "shifted")
+    manifest = json.loads((root.parent / "manifest.json").read_text())
+    assert manifest["profile"] == "shifted" and manifest["n_images"] == 134
+    assert len(list(root.iterdir())) == 134

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 import tifffile
-from hydra import compose, initialize_config_module
-from omegaconf import DictConfig
+from support.configs import predict_config
 from support.samples import square_labels, write_kaggle
 
 from nuclei.cli.predict import predict
@@ -34,19 +33,6 @@ def squares_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for i in range(20)
     }
     return write_kaggle(tmp_path_factory.mktemp("squares") / "stage1_train", labels)
-
-
-def predict_config(ckpt: Path, source: Path, out: Path) -> DictConfig:
-    with initialize_config_module(version_base="1.3", config_module="nuclei.conf"):
-        return compose(
-            "predict",
-            overrides=[
-                f"ckpt_path={ckpt}",
-                f"input={source}",
-                f"output={out}",
-                "progress_bar=false",
-            ],
-        )
 
 
 def scores_of_predicted_files(

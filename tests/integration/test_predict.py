@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from hydra import compose, initialize_config_module
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from PIL import Image
+from support.configs import predict_config
 
 import nuclei
 from nuclei.api.segmenter import prediction_settings
@@ -63,20 +63,6 @@ def mixed_folder(tmp_path: Path, synthetic_root: Path) -> Path:
     (folder / "notes.txt").write_text("not an image")
     (folder / ".hidden.png").write_bytes(b"")
     return folder
-
-
-def predict_config(ckpt: Path, source: Path, out: Path, *overrides: str) -> DictConfig:
-    with initialize_config_module(version_base="1.3", config_module="nuclei.conf"):
-        return compose(
-            "predict",
-            overrides=[
-                f"ckpt_path={ckpt}",
-                f"input={source}",
-                f"output={out}",
-                "progress_bar=false",
-                *overrides,
-            ],
-        )
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

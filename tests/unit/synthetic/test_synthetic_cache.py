@@ -59,6 +59,19 @@ def small_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+def spy_on_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """Record the arguments of every ``write_dataset`` call (the set is still written)."""
+    calls: list[tuple] = []
+    real = cache.write_dataset
+
+    def spy(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "write_dataset", spy)
+    return calls
+
+
 def test_kaggle_layout(small_set: Path) -> None:
     assert small_set.name == "stage1_train"
     ids = sorted(p.name for p in small_set.iterdir())
@@ -182,14 +195,7 @@ def test_ensure_ignores_half_written_set(tmp_path: Path, monkeypatch: pytest.Mon
     stale = tmp_path / f".{root.name}.tmp-{dead.pid}-deadbeef"
     stale.mkdir()
 
-    calls = []
-    real = cache.write_dataset
-
-    def spy(*args: object, **kwargs: object) -> object:
-        calls.append(args)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(cache, "write_dataset", spy)
+    calls = spy_on_writes(monkeypatch)
     stage = cache.ensure_synthetic_dataset(tmp_path, n_images=2, seed=0, workers=1)
     assert len(calls) == 1
     assert sorted(p.name for p in stage.iterdir()) == sorted(
@@ -245,14 +251,7 @@ def test_ensure_shifted_set_records_its_profile(
     # A manifest written under other profile settings is not trusted: the set is redone.
     manifest["profile_settings"]["noise_scale"] = 9.0
     (stage.parent / "manifest.json").write_text(json.dumps(manifest))
-    calls = []
-    real = cache.write_dataset
-
-    def spy(*args: object, **kwargs: object) -> object:
-        calls.append(args)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(cache, "write_dataset", spy)
+    calls = spy_on_writes(monkeypatch)
     assert cache.ensure_synthetic_dataset(tmp_path, 2, 7, workers=1, profile="shifted") == stage
     assert len(calls) == 1 and calls[0][-1] == "shifted"
     assert cache.ensure_synthetic_dataset(tmp_path, 2, 7, workers=1, profile="shifted") == stage
