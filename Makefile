@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install train test lint format gallery docs clean-outputs help
+.PHONY: install train test test-slow lint format gallery docs clean-outputs help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -22,8 +22,11 @@ install: $(STAMP) ## Create .venv and install the project with its dependencies
 train: $(STAMP) ## Train the default model on the synthetic set (extra overrides: ARGS="...")
 	$(BIN)/nuclei-train $(ARGS)
 
-test: $(STAMP) ## Run the test suite: unit tests, then integration tests
-	$(BIN)/python -m pytest $(ARGS)
+test: $(STAMP) ## Run the test suite: unit tests, then integration tests (not those marked slow)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+test-slow: $(STAMP) ## Run only the tests marked slow (DDP, native-resolution runs); CI runs both
+	$(BIN)/python -m pytest -m slow $(ARGS)
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check nuclei tests scripts

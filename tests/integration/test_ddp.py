@@ -17,6 +17,8 @@ from support.training import FAST_TRAIN_OVERRIDES, SMALL_UNET_OVERRIDES
 from nuclei.cli.evaluate import evaluate
 from nuclei.data.datamodule import NucleiDataModule
 
+pytestmark = pytest.mark.slow  # run by `make test-slow` and .ci/run
+
 # 12 images, val_fraction 0.25: 3 validation images in batches of 2, so the two processes
 # get 2 and 1 of them. A sampler that pads the split to 4 would score one image twice.
 DDP_OVERRIDES = [

@@ -22,6 +22,8 @@ from nuclei.data.decode import read_sample
 from nuclei.data.sources.layouts import scan_folder
 from nuclei.metrics.label_images import label_image_scores
 
+pytestmark = pytest.mark.slow  # run by `make test-slow` and .ci/run
+
 SHAPES = [(96, 130), (120, 90), (150, 150), (80, 112)]
 
 
