@@ -166,12 +166,16 @@ class IntensityConfig:
 @dataclass
 class SplitConfig:
     """The train/val split: drawn from ``seed`` (keeping each image kind's share on both
-    sides when ``stratify``), or read from a recorded ``split.json``."""
+    sides when ``stratify``), or read from a recorded ``split.json``. With ``folds`` (K), the
+    validation side is fold ``fold`` of K disjoint folds covering every image (and
+    ``val_fraction`` is not used)."""
 
     val_fraction: float = 0.2
     seed: int = 0
     file: str | None = None
     stratify: bool = True
+    folds: int | None = None
+    fold: int = 0
 
     def __post_init__(self) -> None:
         fraction = self.val_fraction
@@ -181,6 +185,15 @@ class SplitConfig:
             raise ValueError(f"data.split.val_fraction must be in (0, 1), got {fraction}")
         _int("split.seed", self.seed)
         _flag("split.stratify", self.stratify)
+        _int("split.fold", self.fold)
+        if self.folds is not None:
+            if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
+                raise ValueError(f"data.split.folds must be an integer >= 2, got {self.folds!r}")
+            if not 0 <= self.fold < self.folds:
+                raise ValueError(
+                    f"data.split.fold must be in 0..{self.folds - 1} for "
+                    f"data.split.folds={self.folds}, got {self.fold}"
+                )
 
 
 @dataclass

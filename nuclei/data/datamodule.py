@@ -171,6 +171,8 @@ class NucleiDataModule(L.LightningDataModule):
             self.train_ids,
             self.val_ids,
             kinds=self.kinds,
+            folds=self.split.folds if self.split.file is None else None,
+            fold=self.split.fold,
         )
 
     def data_report(self) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from nuclei.data.sources.layouts import (
     find_test_split,
     scan_folder,
 )
-from nuclei.data.splits import read_split, split_ids
+from nuclei.data.splits import fold_ids, read_split, split_ids
 from nuclei.data.targets import INSTANCE_TARGETS
 from nuclei.data.transforms import train_transform
 from nuclei.data.validation import DataValidationError, SplitReport, check_bad_samples, some, warn
@@ -59,6 +59,16 @@ class LabelledTestSplit:
 
     ids: list[str]
     dataset: NucleiDataset
+
+
+def draw_split(
+    ids: list[str], split: SplitConfig, kinds: dict[str, str] | None
+) -> tuple[list[str], list[str]]:
+    """(train, val) drawn from ``split.seed``: fold ``split.fold`` of ``split.folds``, or one
+    split of ``split.val_fraction``; stratified by ``kinds`` when given."""
+    if split.folds is not None:
+        return fold_ids(ids, split.folds, split.fold, split.seed, kinds)
+    return split_ids(ids, split.val_fraction, split.seed, kinds)
 
 
 def locate_test_split(data_root: Path, source: SourceConfig) -> tuple[Path, Path | None] | None:
@@ -230,7 +240,7 @@ class FolderLoader:
         if split.file is None:
             if split.stratify:
                 kinds = image_kinds(train_ids, decoded.select(train_ids)[0])
-            train_ids, val_ids = split_ids(train_ids, split.val_fraction, split.seed, kinds or None)
+            train_ids, val_ids = draw_split(train_ids, split, kinds or None)
             if kinds:
                 log.info(
                     "Data: images per kind, train/val: %s", kinds_summary(train_ids, val_ids, kinds)

@@ -1,4 +1,5 @@
-"""The train/val split: drawn from a seed, or read back from a recorded ``split.json``."""
+"""The train/val split: drawn from a seed (one 80:20 split, or fold ``i`` of ``K``
+cross-validation folds), or read back from a recorded ``split.json``."""
 
 from __future__ import annotations
 
@@ -34,6 +35,39 @@ def split_ids(
     for kind, ids in groups.items():
         permutation = rng.permutation(len(ids))
         val += [ids[i] for i in permutation[: quotas[kind]]]
+    chosen = set(val)
+    return [i for i in ordered if i not in chosen], sorted(val)
+
+
+def fold_ids(
+    sample_ids: list[str],
+    folds: int,
+    fold: int,
+    seed: int,
+    kinds: Mapping[str, str] | None = None,
+) -> tuple[list[str], list[str]]:
+    """(train, val) of fold ``fold`` of ``folds`` disjoint validation folds covering every id.
+
+    Each kind (with ``kinds``; else all ids as one) is permuted from ``seed`` and dealt to the
+    folds in turn, the deal continuing from kind to kind, so that every fold holds each
+    kind's share to within one image and the folds' sizes differ by at most one.
+    """
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold must be in 0..{folds - 1}, got {fold}")
+    ordered = sorted(sample_ids)
+    if len(ordered) < folds:
+        raise ValueError(f"need at least {folds} samples for {folds} folds, got {len(ordered)}")
+    rng = np.random.default_rng(seed)
+    groups = _by_kind(ordered, kinds) if kinds is not None else {"": ordered}
+    val: list[str] = []
+    dealt = 0
+    for ids in groups.values():
+        for i in rng.permutation(len(ids)):
+            if dealt % folds == fold:
+                val.append(ids[i])
+            dealt += 1
     chosen = set(val)
     return [i for i in ordered if i not in chosen], sorted(val)
 
@@ -88,9 +122,12 @@ def split_record(
     train: Sequence[str],
     val: Sequence[str],
     kinds: Mapping[str, str] | None = None,
+    folds: int | None = None,
+    fold: int = 0,
 ) -> dict[str, Any]:
     """The split as saved in a run folder (``split.json``): settings and each side's ids; with
-    ``kinds`` (id -> image kind), also how many images of each kind each side holds."""
+    ``kinds`` (id -> image kind), also how many images of each kind each side holds; with
+    ``folds``, which cross-validation fold the validation side is."""
     record: dict[str, Any] = {
         "root": str(root),
         "val_fraction": val_fraction,
@@ -98,6 +135,8 @@ def split_record(
         "train": list(train),
         "val": list(val),
     }
+    if folds is not None:
+        record.update(folds=folds, fold=fold)
     if kinds:
         record["kinds"] = {"train": kind_counts(train, kinds), "val": kind_counts(val, kinds)}
     return record

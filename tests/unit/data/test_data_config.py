@@ -228,6 +228,8 @@ ADDED_SINCE_FLAT = {
     "intensity.low",
     "intensity.high",
     "split.stratify",
+    "split.folds",
+    "split.fold",
 }
 
 

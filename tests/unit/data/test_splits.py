@@ -13,7 +13,7 @@ import pytest
 from nuclei.data.config import SizeConfig, SourceConfig, SplitConfig
 from nuclei.data.datamodule import NucleiDataModule
 from nuclei.data.kinds import kind_counts
-from nuclei.data.splits import read_split, split_ids, split_record
+from nuclei.data.splits import fold_ids, read_split, split_ids, split_record
 from nuclei.synthetic.render import image_id, plan_sample
 
 # The validation ids that split_ids drew before stratification existed (computed from that
@@ -204,3 +204,63 @@ def test_setup_stratifies_by_the_images_kinds(
     plain = datamodule(synthetic_root, val_fraction=0.5, seed=2, stratify=False)
     plain.setup("fit")
     assert (plain.train_ids, plain.val_ids) == split_ids(list(kinds), 0.5, 2)
+
+
+@pytest.mark.parametrize("folds", [2, 3, 5])
+def test_folds_are_disjoint_cover_every_image_and_keep_each_kind_s_share(folds: int) -> None:
+    kinds = dsb_like_kinds()
+    ids = list(kinds)
+    vals = [fold_ids(ids, folds, i, seed=7, kinds=kinds) for i in range(folds)]
+    for train, val in vals:
+        assert set(train) | set(val) == set(ids) and not set(train) & set(val)
+    all_val = [i for _, val in vals for i in val]
+    assert sorted(all_val) == sorted(ids)  # each image validated exactly once
+    sizes = [len(val) for _, val in vals]
+    assert max(sizes) - min(sizes) <= 1
+    for kind in set(kinds.values()):
+        share = sum(1 for k in kinds.values() if k == kind) / folds
+        for _, val in vals:
+            assert abs(sum(1 for i in val if kinds[i] == kind) - share) <= 1
+
+
+def test_folds_are_reproducible_from_the_seed_and_differ_for_another() -> None:
+    kinds = dsb_like_kinds()
+    ids = list(kinds)
+    first = fold_ids(ids, 5, 2, seed=1, kinds=kinds)
+    assert fold_ids(list(reversed(ids)), 5, 2, seed=1, kinds=kinds) == first
+    assert fold_ids(ids, 5, 2, seed=2, kinds=kinds) != first
+    plain = [fold_ids(ids, 4, i, seed=1)[1] for i in range(4)]
+    assert sorted(i for val in plain for i in val) == sorted(ids)
+
+
+def test_bad_fold_settings_are_refused() -> None:
+    ids = [f"s{k}" for k in range(6)]
+    with pytest.raises(ValueError, match="folds must be an integer >= 2"):
+        fold_ids(ids, 1, 0, seed=0)
+    with pytest.raises(ValueError, match=r"fold must be in 0\.\.2"):
+        fold_ids(ids, 3, 3, seed=0)
+    with pytest.raises(ValueError, match="at least 8 samples"):
+        fold_ids(ids, 8, 0, seed=0)
+    with pytest.raises(ValueError, match=r"data\.split\.fold must be in 0\.\.4"):
+        SplitConfig(folds=5, fold=5)
+    with pytest.raises(ValueError, match=r"data\.split\.folds must be an integer >= 2"):
+        SplitConfig(folds=1)
+
+
+def test_a_fold_of_the_data_module_is_recorded_in_split_json(synthetic_root: Path) -> None:
+    folds = []
+    for fold in range(3):
+        dm = NucleiDataModule(
+            source={"root": str(synthetic_root), "decode_workers": 1},
+            size={"image_size": 32},
+            split={"folds": 3, "fold": fold},
+        )
+        dm.setup("fit")
+        record = dm.split_record()
+        assert (record["folds"], record["fold"]) == (3, fold)
+        assert record["val"] == dm.val_ids and sorted(record["train"] + record["val"]) == sorted(
+            dm.train_ids + dm.val_ids
+        )
+        folds.append(set(dm.val_ids))
+    assert set.union(*folds) == set(dm.train_ids + dm.val_ids)
+    assert sum(len(f) for f in folds) == len(dm.train_ids) + len(dm.val_ids)
