@@ -26,6 +26,7 @@ from nuclei.inference.images import as_network_image
 from nuclei.inference.maps import Forward, predict_maps
 from nuclei.inference.measure import measure_nuclei
 from nuclei.inference.segment import PredictionSettings
+from nuclei.inference.tta import TestTimeAugmented, tta_transforms
 from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
 from nuclei.runs.checkpoint import load_run, postprocess_of, restore_task
 
@@ -100,25 +101,31 @@ class Segmenter:
         overlap: int = 64,
         size_mode: str | None = None,
         image_size: int | None = None,
+        tta: str = "none",
     ) -> Segmenter:
         """Load a ``nuclei-train`` checkpoint with its run's size mode, target and
         postprocessing (tuned by ``nuclei-tune`` when ``tuned_postprocess`` and present).
 
         ``postprocess`` overrides single settings (``{"threshold": 0.4}``); ``size_mode`` and
         ``image_size`` override the run's own (``tile`` and ``overlap``: crop mode only).
-        Raises :class:`nuclei.runs.checkpoint.CheckpointError` for an unreadable checkpoint,
+        ``tta`` (``none``, ``flips``, ``d4``) averages the probabilities over flipped or
+        rotated copies of each image (:mod:`nuclei.inference.tta`). Raises
+        :class:`nuclei.runs.checkpoint.CheckpointError` for an unreadable checkpoint,
         ValueError for a bad setting.
         """
         run = load_run(path, trust=trust_checkpoint)
         settings = prediction_settings(
             run.config.data, size_mode, image_size, tile, overlap, batch_size, device
         )
+        tta_transforms(tta)  # refuse an unknown mode before loading anything else
+        settings.tta = tta
         if postprocess is not None and not isinstance(postprocess, DictConfig):
             postprocess = OmegaConf.create(dict(postprocess))  # keys left ??? keep the run's
         chosen = postprocess_of(run, postprocess, tuned_postprocess)
         tuned = run.run_dir.tuned_postprocess_file
+        net = restore_task(run).to(settings.device)
         return cls(
-            restore_task(run).to(settings.device),
+            TestTimeAugmented(net, tta) if tta != "none" else net,
             settings,
             chosen,
             target=run.target,

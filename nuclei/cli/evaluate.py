@@ -23,6 +23,7 @@ from omegaconf import DictConfig, open_dict
 from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.metrics_table import print_metrics
 from nuclei.cli.overrides import Vocabulary
+from nuclei.inference.tta import TTA_MODES, TestTimeAugmented
 from nuclei.instances.postprocess import PostprocessConfig
 from nuclei.runs.checkpoint import Run, load_run, postprocess_of, restore_task
 from nuclei.runs.image_scores import write_image_scores
@@ -52,9 +53,14 @@ class EvaluationError(ValueError):
     """The evaluation cannot run as asked (bad split, no test data...); says why."""
 
 
-def settings_digest(data_given: dict[str, Any], postprocess: PostprocessConfig) -> str:
-    """Eight hex digits identifying an evaluation's data overrides and postprocessing."""
-    settings = {"data": data_given, "postprocess": asdict(postprocess)}
+def settings_digest(
+    data_given: dict[str, Any], postprocess: PostprocessConfig, tta: str = "none"
+) -> str:
+    """Eight hex digits identifying an evaluation's data overrides, postprocessing and
+    test-time augmentation."""
+    settings: dict[str, Any] = {"data": data_given, "postprocess": asdict(postprocess)}
+    if tta != "none":  # digests of evaluations without it stay as they were
+        settings["tta"] = tta
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
@@ -138,6 +144,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run = load_run(cfg.ckpt_path, trust=cfg.trust_checkpoint)
     postprocess, own_postprocess = run_postprocessing(run, cfg)
     task = restore_task(run, postprocess=asdict(postprocess))
+    tta = str(cfg.get("tta") or "none")
+    if tta not in TTA_MODES:
+        raise EvaluationError(f"tta must be one of {TTA_MODES}, got {tta!r}")
+    if tta != "none":  # the task's forward goes through the averaged network
+        task.net = TestTimeAugmented(task.net, tta)
     data_cfg = run_data_config(run, cfg.get("data"))
     if cfg.get("batch_size"):
         with open_dict(data_cfg):
@@ -160,6 +171,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "test_root": data_cfg.source.get("test_root") if cfg.split == "test" else None,
         "target": run.target,
         "postprocess": asdict(postprocess),
+        "tta": tta,
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
     if trainer.is_global_zero:
@@ -188,8 +200,8 @@ def write_results(
     written = [out_dir.write_json(out_dir.eval_metrics_file, record)]
     written.append(write_image_scores(out_dir.eval_images_file, image_rows))
     data_given = given_values(cfg.get("data"))
-    own = own_postprocess and not data_given
-    digest = None if own else settings_digest(data_given, postprocess)
+    own = own_postprocess and not data_given and record["tta"] == "none"
+    digest = None if own else settings_digest(data_given, postprocess, record["tta"])
     beside = RunDir.checkpoint_eval_file(run.checkpoint_path, cfg.split, digest)
     try:
         written.append(out_dir.write_json(beside, record))

@@ -47,6 +47,7 @@ def segmenter_of(cfg: DictConfig) -> Segmenter:
         overlap=int(cfg.overlap),
         size_mode=cfg.size_mode,
         image_size=cfg.image_size,
+        tta=str(cfg.get("tta") or "none"),
     )
 
 

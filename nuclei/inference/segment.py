@@ -37,6 +37,7 @@ class PredictionSettings:
     batch_size: int
     device: torch.device
     intensity: IntensityConfig = field(default_factory=IntensityConfig)
+    tta: str = "none"
 
     def describe(self) -> str:
         """One line for the log: the mode and its sizes."""
@@ -47,6 +48,8 @@ class PredictionSettings:
         norm = self.intensity
         if norm.normalize == "percentile":
             how += f", normalised to the {norm.low:g}-{norm.high:g} percentiles"
+        if self.tta != "none":
+            how += f", test-time augmentation {self.tta}"
         return f"{how}, batches of {self.batch_size}, on {self.device}"
 
     @property

@@ -239,3 +239,18 @@ def test_data_shifted_makes_the_shifted_set_the_test_split_and_keeps_the_run_s_d
     manifest = json.loads((root.parent / "manifest.json").read_text())
     assert manifest["profile"] == "shifted" and manifest["n_images"] == 134
     assert len(list(root.iterdir())) == 134
+
+
+def test_test_time_augmentation_is_scored_recorded_and_kept_apart(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    ckpt = best_checkpoint(trained_run)
+    plain = evaluate(eval_config(ckpt, tmp_path / "plain"))
+    flips = evaluate(eval_config(ckpt, tmp_path / "flips", "tta=flips"))
+    assert plain["tta"] == "none" and flips["tta"] == "flips"
+    assert flips["n_images"] == plain["n_images"]
+    assert flips["val/loss"] != plain["val/loss"]  # the averaged network was scored
+    beside = list(ckpt.parent.glob(f"{ckpt.stem}.val.*.eval.json"))
+    assert any(json.loads(p.read_text())["tta"] == "flips" for p in beside)
+    with pytest.raises(EvaluationError, match="tta must be one of"):
+        evaluate(eval_config(ckpt, tmp_path / "bad", "tta=mirror"))

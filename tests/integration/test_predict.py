@@ -243,3 +243,20 @@ def test_predict_records_its_arguments_and_saves_probabilities(
     labels = tifffile.imread(out / "deep_labels.tif")
     seg = nuclei.Segmenter.from_checkpoint(ckpt, device="cpu", postprocess={"min_area": 7})
     np.testing.assert_array_equal(labels, seg.instances(maps))
+
+
+def test_test_time_augmentation_in_the_api_and_in_predict_args(
+    trained_run: Path, mixed_folder: Path, tmp_path: Path
+) -> None:
+    ckpt = checkpoint_of(trained_run)
+    image = read_image(next(mixed_folder.glob("rgba.png")))
+    plain = nuclei.Segmenter.from_checkpoint(ckpt, device="cpu")
+    d4 = nuclei.Segmenter.from_checkpoint(ckpt, device="cpu", tta="d4")
+    assert "test-time augmentation d4" in repr(d4)
+    p_plain, p_d4 = plain.probabilities(image), d4.probabilities(image)
+    assert p_plain.shape == p_d4.shape and not np.allclose(p_plain, p_d4)
+    with pytest.raises(ValueError, match="tta must be one of"):
+        nuclei.Segmenter.from_checkpoint(ckpt, device="cpu", tta="mirror")
+    out = tmp_path / "tta"
+    predict(predict_config(ckpt, mixed_folder / "rgba.png", out, "tta=flips"))
+    assert json.loads((out / "predict_args.json").read_text())["settings"]["tta"] == "flips"
