@@ -16,6 +16,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
 from nuclei.data.sources.layouts import LAYOUTS
+from nuclei.data.splits import check_folds
 from nuclei.data.targets import TARGETS
 from nuclei.data.validation import ON_BAD_FILE
 from nuclei.synthetic.profiles import PROFILES
@@ -187,13 +188,7 @@ class SplitConfig:
         _flag("split.stratify", self.stratify)
         _int("split.fold", self.fold)
         if self.folds is not None:
-            if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 2:
-                raise ValueError(f"data.split.folds must be an integer >= 2, got {self.folds!r}")
-            if not 0 <= self.fold < self.folds:
-                raise ValueError(
-                    f"data.split.fold must be in 0..{self.folds - 1} for "
-                    f"data.split.folds={self.folds}, got {self.fold}"
-                )
+            check_folds(self.folds, self.fold, prefix="data.split.")
 
 
 @dataclass

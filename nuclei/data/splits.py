@@ -39,6 +39,17 @@ def split_ids(
     return [i for i in ordered if i not in chosen], sorted(val)
 
 
+def check_folds(folds: object, fold: object, prefix: str = "") -> None:
+    """Raise a ValueError unless ``folds`` is an integer >= 2 and ``fold`` one of its folds;
+    messages name the keys with ``prefix`` (``data.split.`` for the config)."""
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ValueError(f"{prefix}folds must be an integer >= 2, got {folds!r}")
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
+        raise ValueError(
+            f"{prefix}fold must be in 0..{folds - 1} for {prefix}folds={folds}, got {fold!r}"
+        )
+
+
 def fold_ids(
     sample_ids: list[str],
     folds: int,
@@ -52,10 +63,7 @@ def fold_ids(
     folds in turn, the deal continuing from kind to kind, so that every fold holds each
     kind's share to within one image and the folds' sizes differ by at most one.
     """
-    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
-    if not 0 <= fold < folds:
-        raise ValueError(f"fold must be in 0..{folds - 1}, got {fold}")
+    check_folds(folds, fold)
     ordered = sorted(sample_ids)
     if len(ordered) < folds:
         raise ValueError(f"need at least {folds} samples for {folds} folds, got {len(ordered)}")
