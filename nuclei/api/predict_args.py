@@ -25,13 +25,19 @@ def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
 
 
 def predict_args(segmenter: Segmenter, **extra: Any) -> dict[str, Any]:
-    """The record: the segmenter's settings, its checkpoint's path and SHA-256, versions."""
+    """The record: the segmenter's settings, its checkpoint's path and SHA-256 (an
+    ensemble's: each member's), versions."""
     record = segmenter.describe()
     checkpoint = segmenter.checkpoint_path
     record["checkpoint"] = {
         "path": str(checkpoint.resolve()) if checkpoint else None,
         "sha256": file_sha256(checkpoint) if checkpoint else None,
     }
+    if segmenter.ensemble:
+        record["ensemble"] = [
+            {"path": str(path.resolve()), "sha256": file_sha256(path)}
+            for path in segmenter.ensemble
+        ]
     record["nuclei_version"] = nuclei.__version__
     record["packages"] = package_versions()
     return {**record, **extra}

@@ -28,7 +28,8 @@ from nuclei.inference.measure import measure_nuclei
 from nuclei.inference.segment import PredictionSettings
 from nuclei.inference.tta import TestTimeAugmented, tta_transforms
 from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
-from nuclei.runs.checkpoint import load_run, postprocess_of, restore_task
+from nuclei.runs.checkpoint import postprocess_of
+from nuclei.runs.members import ensemble_task, load_members
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,11 @@ class Segmenter:
         target: str = "binary",
         checkpoint_path: Path | None = None,
         tuned_postprocess_file: Path | None = None,
+        ensemble: Sequence[Path] = (),
     ) -> None:
         self.net = net
+        #: Every member's checkpoint when ``net`` averages several (an ensemble), else empty.
+        self.ensemble = tuple(ensemble)
         self.settings = settings
         self.postprocess = postprocess or PostprocessConfig()
         self.target = target
@@ -91,7 +95,7 @@ class Segmenter:
     @classmethod
     def from_checkpoint(
         cls,
-        path: str | Path,
+        path: str | Path | Sequence[str | Path],
         device: str | torch.device = "auto",
         trust_checkpoint: bool = False,
         postprocess: Mapping[str, Any] | DictConfig | None = None,
@@ -106,6 +110,11 @@ class Segmenter:
         """Load a ``nuclei-train`` checkpoint with its run's size mode, target and
         postprocessing (tuned by ``nuclei-tune`` when ``tuned_postprocess`` and present).
 
+        ``path`` may also be a run folder (its best checkpoint), or several checkpoints (a
+        list, or a sweep folder: each run's best one), whose probabilities are averaged (an
+        ensemble: they must share size mode, normalisation and target; the first one's
+        postprocessing is used).
+
         ``postprocess`` overrides single settings (``{"threshold": 0.4}``); ``size_mode`` and
         ``image_size`` override the run's own (``tile`` and ``overlap``: crop mode only).
         ``tta`` (``none``, ``flips``, ``d4``) averages the probabilities over flipped or
@@ -113,7 +122,8 @@ class Segmenter:
         :class:`nuclei.runs.checkpoint.CheckpointError` for an unreadable checkpoint,
         ValueError for a bad setting.
         """
-        run = load_run(path, trust=trust_checkpoint)
+        runs = load_members(path, trust=trust_checkpoint)
+        run = runs[0]
         settings = prediction_settings(
             run.config.data, size_mode, image_size, tile, overlap, batch_size, device
         )
@@ -123,7 +133,7 @@ class Segmenter:
             postprocess = OmegaConf.create(dict(postprocess))  # keys left ??? keep the run's
         chosen = postprocess_of(run, postprocess, tuned_postprocess)
         tuned = run.run_dir.tuned_postprocess_file
-        net = restore_task(run).to(settings.device)
+        net = ensemble_task(runs).to(settings.device)
         return cls(
             TestTimeAugmented(net, tta) if tta != "none" else net,
             settings,
@@ -131,6 +141,7 @@ class Segmenter:
             target=run.target,
             checkpoint_path=run.checkpoint_path,
             tuned_postprocess_file=tuned if tuned_postprocess and tuned.is_file() else None,
+            ensemble=[r.checkpoint_path for r in runs] if len(runs) > 1 else (),
         )
 
     @property
@@ -201,6 +212,7 @@ class Segmenter:
         """What decides this segmenter's output: checkpoint, target, sizes, postprocessing."""
         return {
             "checkpoint": str(self.checkpoint_path) if self.checkpoint_path else None,
+            **({"ensemble": [str(p) for p in self.ensemble]} if self.ensemble else {}),
             "target": self.target,
             "settings": {**asdict(self.settings), "device": str(self.settings.device)},
             "postprocess": asdict(self.postprocess),
@@ -211,4 +223,6 @@ class Segmenter:
 
     def __repr__(self) -> str:
         source = self.checkpoint_path or "an in-memory network"
+        if self.ensemble:
+            source = f"an ensemble of {len(self.ensemble)} checkpoints"
         return f"Segmenter({source}: {self.settings.describe()}, target {self.target})"

@@ -7,8 +7,6 @@ what may be overridden.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -18,16 +16,20 @@ from typing import Any
 import hydra
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, ListConfig, open_dict
 
 from nuclei.cli.app import App, command, user_errors
+from nuclei.cli.eval_settings import postprocess_source, run_postprocessing, settings_digest
+from nuclei.cli.evaluate_folds import evaluate_out_of_fold
 from nuclei.cli.metrics_table import print_metrics
 from nuclei.cli.overrides import Vocabulary
 from nuclei.inference.tta import TTA_MODES, TestTimeAugmented
 from nuclei.instances.postprocess import PostprocessConfig
-from nuclei.runs.checkpoint import Run, load_run, postprocess_of, restore_task
+from nuclei.runs.checkpoint import Run
+from nuclei.runs.cross_validation import CrossValidationError
 from nuclei.runs.image_scores import write_image_scores
 from nuclei.runs.inherit import given_values
+from nuclei.runs.members import ensemble_task, load_members
 from nuclei.runs.run_data import build_datamodule, run_data_config
 from nuclei.runs.run_dir import RunDir
 from nuclei.training.callbacks.image_scores import ImageScores
@@ -53,18 +55,6 @@ class EvaluationError(ValueError):
     """The evaluation cannot run as asked (bad split, no test data...); says why."""
 
 
-def settings_digest(
-    data_given: dict[str, Any], postprocess: PostprocessConfig, tta: str = "none"
-) -> str:
-    """Eight hex digits identifying an evaluation's data overrides, postprocessing and
-    test-time augmentation."""
-    settings: dict[str, Any] = {"data": data_given, "postprocess": asdict(postprocess)}
-    if tta != "none":  # digests of evaluations without it stay as they were
-        settings["tta"] = tta
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:8]
-
-
 def provides_test_loader(datamodule: L.LightningDataModule) -> bool:
     """Whether the data module class provides a test loader at all."""
     return type(datamodule).test_dataloader is not L.LightningDataModule.test_dataloader
@@ -73,15 +63,6 @@ def provides_test_loader(datamodule: L.LightningDataModule) -> bool:
 def _dataset_size(loaders: Any) -> int:
     loaders = loaders if isinstance(loaders, list | tuple) else [loaders]
     return sum(len(loader.dataset) for loader in loaders)
-
-
-def run_postprocessing(run: Run, cfg: DictConfig) -> tuple[PostprocessConfig, bool]:
-    """The postprocessing to score with, and whether it is the run's own (its config and
-    tuned settings, none given on the command line)."""
-    use_tuned = cfg.get("tuned_postprocess", True)
-    postprocess = postprocess_of(run, cfg.get("postprocess"), use_tuned=use_tuned)
-    own = use_tuned and not given_values(cfg.get("postprocess"))
-    return postprocess, own or postprocess == postprocess_of(run)
 
 
 def trainer_device(device: str) -> tuple[str, int | list[int]]:
@@ -134,21 +115,48 @@ def chosen_split(cfg: DictConfig) -> str:
     return "test" if given_values(cfg.get("data")).get("source", {}).get("test_root") else "val"
 
 
+def checkpoint_spec(cfg: DictConfig) -> str | list[str]:
+    """``cfg.ckpt_path`` as given: one path, or a list of them (an ensemble)."""
+    spec = cfg.ckpt_path
+    return [str(p) for p in spec] if isinstance(spec, ListConfig) else str(spec)
+
+
+def check_ensemble_split(runs: Sequence[Run], split: str) -> None:
+    """Refuse to score an ensemble on a validation split that some member trained on."""
+    splits = {str(run.split_file and run.split_file.read_text()) for run in runs}
+    if split == "val" and len(runs) > 1 and len(splits) > 1:
+        raise EvaluationError(
+            f"the {len(runs)} checkpoints were trained on different splits, so each one's "
+            "validation images are training images of another: score the ensemble on a test "
+            "split (data=heldout, data=shifted or data.source.test_root=...)"
+        )
+
+
+def scoring_task(runs: Sequence[Run], postprocess: PostprocessConfig, tta: str) -> Any:
+    """The task that scores: the first run's, with every run's network averaged (an
+    ensemble) and test-time augmentation around them."""
+    if tta not in TTA_MODES:
+        raise EvaluationError(f"tta must be one of {TTA_MODES}, got {tta!r}")
+    task = ensemble_task(runs, postprocess=asdict(postprocess))
+    if tta != "none":  # the task's forward goes through the averaged network
+        task.net = TestTimeAugmented(task.net, tta)
+    return task
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Rebuild a checkpoint's run, score it on ``cfg.split``, print and write the metrics."""
+    """Rebuild a checkpoint's run (or several: an ensemble), score it on ``cfg.split``,
+    print and write the metrics."""
     started = time.perf_counter()
     with open_dict(cfg):
         cfg.split = chosen_split(cfg)
     if cfg.split not in SPLITS:
         raise EvaluationError(f"split must be one of {SPLITS}, got {cfg.split!r}")
-    run = load_run(cfg.ckpt_path, trust=cfg.trust_checkpoint)
+    runs = load_members(checkpoint_spec(cfg), trust=cfg.trust_checkpoint)
+    check_ensemble_split(runs, cfg.split)
+    run = runs[0]
     postprocess, own_postprocess = run_postprocessing(run, cfg)
-    task = restore_task(run, postprocess=asdict(postprocess))
     tta = str(cfg.get("tta") or "none")
-    if tta not in TTA_MODES:
-        raise EvaluationError(f"tta must be one of {TTA_MODES}, got {tta!r}")
-    if tta != "none":  # the task's forward goes through the averaged network
-        task.net = TestTimeAugmented(task.net, tta)
+    task = scoring_task(runs, postprocess, tta)
     data_cfg = run_data_config(run, cfg.get("data"))
     if cfg.get("batch_size"):
         with open_dict(data_cfg):
@@ -166,18 +174,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "split": cfg.split,
         "n_images": n_images,
         "checkpoint": str(run.checkpoint_path.resolve()),
+        **({"checkpoints": [str(r.checkpoint_path.resolve()) for r in runs]} if runs[1:] else {}),
+        "ensemble": len(runs),
         "data_root": str(getattr(datamodule, "data_root", data_cfg.source.get("root"))),
         "split_file": data_cfg.split.get("file") if cfg.split == "val" else None,
         "test_root": data_cfg.source.get("test_root") if cfg.split == "test" else None,
         "target": run.target,
         "postprocess": asdict(postprocess),
+        "postprocess_source": postprocess_source(run, cfg),
         "tta": tta,
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
     if trainer.is_global_zero:
         write_results(cfg, run, record, postprocess, own_postprocess, ImageScores.rows_of(trainer))
-        title = f"{run.checkpoint_path.name}: {cfg.split} split, {n_images} images"
-        print_metrics(metrics, title=title)
+        name = run.checkpoint_path.name if len(runs) == 1 else f"ensemble of {len(runs)}"
+        print_metrics(metrics, title=f"{name}: {cfg.split} split, {n_images} images")
     return record
 
 
@@ -194,11 +205,15 @@ def write_results(
 
     Beside the checkpoint it is ``<stem>.<split>.eval.json`` for the run's own data and
     postprocessing; other settings add a digest of them, so that evaluating one checkpoint
-    several ways keeps every result.
+    several ways keeps every result. An ensemble's record goes to its own folder only.
     """
     out_dir = RunDir(cfg.output) if cfg.get("output") else RunDir.current(cfg)
     written = [out_dir.write_json(out_dir.eval_metrics_file, record)]
     written.append(write_image_scores(out_dir.eval_images_file, image_rows))
+    if record.get("ensemble", 1) > 1:
+        for path in written:
+            log.info("Metrics written to %s", path)
+        return
     data_given = given_values(cfg.get("data"))
     own = own_postprocess and not data_given and record["tta"] == "none"
     digest = None if own else settings_digest(data_given, postprocess, record["tta"])
@@ -215,8 +230,11 @@ def write_results(
 
 @hydra.main(version_base="1.3", config_path="pkg://nuclei.conf", config_name="eval")
 def _hydra_main(cfg: DictConfig) -> None:
-    with user_errors(APP.name, EvaluationError):
-        evaluate(cfg)
+    with user_errors(APP.name, EvaluationError, CrossValidationError, ValueError):
+        if cfg.get("out_of_fold"):
+            evaluate_out_of_fold(cfg)
+        else:
+            evaluate(cfg)
 
 
 main = command(APP, _hydra_main, "exits with status 2 and a one-line reason on bad input.")

@@ -7,8 +7,9 @@ Two kinds of older spellings are rewritten before Hydra reads the command line:
   :data:`nuclei.data.legacy_keys.LEGACY_DATA_KEYS`), for every command;
 * a command's own :class:`Vocabulary`: a bare positional argument becomes its main key
   (``nuclei-tune CKPT`` -> ``ckpt_path=CKPT``), argparse flags of the summarize and tune
-  scripts become keys (``--no-progress`` -> ``progress_bar=false``) and renamed keys their
-  new names (``trainer.accelerator=cpu`` -> ``device=cpu`` for nuclei-eval).
+  scripts become keys (``--no-progress`` -> ``progress_bar=false``, ``--compare A B`` ->
+  ``compare=['A','B']``) and renamed keys their new names (``trainer.accelerator=cpu`` ->
+  ``device=cpu`` for nuclei-eval).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Vocabulary:
         options: a flag taking one value and its key (``"--out": "output"``).
         lists: a flag taking ``KEY=V1,V2`` items and the dict they fill
             (``"--grid": "grid"``: ``--grid threshold=0.4,0.5`` -> ``grid.threshold=[0.4,0.5]``).
+        tuples: a flag taking a fixed number of values and the key of their list
+            (``"--compare": ("compare", 2)``: ``--compare A B`` -> ``compare=['A','B']``).
         renamed: an old key and its new one (``"trainer.accelerator": "device"``); a new key
             of ``None`` drops the override (the option is gone).
     """
@@ -50,6 +53,7 @@ class Vocabulary:
     switches: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, str] = field(default_factory=dict)
     lists: Mapping[str, str] = field(default_factory=dict)
+    tuples: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     renamed: Mapping[str, str | None] = field(default_factory=dict)
 
 
@@ -98,6 +102,11 @@ def _translate_flag(
         end = _list_items(arguments, i + 1)
         items = [item.partition("=") for item in arguments[i + 1 : end]]
         return [f"{words.lists[flag]}.{key}=[{values}]" for key, _, values in items], end
+    if flag in words.tuples and not has_value:
+        key, count = words.tuples[flag]
+        values = arguments[i + 1 : i + 1 + count]
+        if len(values) == count:  # quoted: each stays a string, spaces and '=' included
+            return [f"{key}=[{','.join(quoted(v) for v in values)}]"], i + 1 + count
     return None
 
 

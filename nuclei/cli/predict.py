@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 from rich.table import Table
 
 from nuclei.api.predict_args import write_predict_args
@@ -36,8 +36,9 @@ APP = App(name="nuclei-predict", config_name="predict")
 
 def segmenter_of(cfg: DictConfig) -> Segmenter:
     """The :class:`nuclei.Segmenter` of ``cfg.ckpt_path`` with the command's options."""
+    spec = cfg.ckpt_path
     return Segmenter.from_checkpoint(
-        cfg.ckpt_path,
+        [str(p) for p in spec] if isinstance(spec, ListConfig) else str(spec),
         device=str(cfg.device),
         trust_checkpoint=bool(cfg.trust_checkpoint),
         postprocess=cfg.get("postprocess"),

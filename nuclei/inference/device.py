@@ -23,3 +23,16 @@ def default_device(
         for tensor in (*net.parameters(), *net.buffers()):
             return tensor.device
     return image.device
+
+
+class OnDevice(nn.Module):
+    """A network run on ``device``, taking and returning tensors on the CPU."""
+
+    def __init__(self, net: nn.Module, device: torch.device) -> None:
+        super().__init__()
+        self.net = net.to(device).eval()
+        self.device = device
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """The network's output for ``images``, back on the CPU."""
+        return self.net(images.to(self.device)).cpu()

@@ -12,6 +12,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from nuclei.inference.averaging import logits_of_mean
+
 #: ``none``: the network alone; ``flips``: identity, horizontal, vertical and both flips (4);
 #: ``d4``: the 4 rotations by 90 degrees, each with and without a horizontal flip (8).
 TTA_MODES: tuple[str, ...] = ("none", "flips", "d4")
@@ -63,9 +65,7 @@ class TestTimeAugmented(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (N, K, H, W) of the probabilities averaged over the transforms."""
-        total = None
-        for transform, inverse in self.transforms:
-            probs = inverse(torch.sigmoid(self.net(transform(x)).float()))
-            total = probs if total is None else total + probs
-        mean = total / len(self.transforms)
-        return torch.logit(mean, eps=1e-7)
+        return logits_of_mean(
+            inverse(torch.sigmoid(self.net(transform(x)).float()))
+            for transform, inverse in self.transforms
+        )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,10 @@ from nuclei.progress import progress_bar
 
 __all__ = [
     "METRIC_NAMES",
+    "PredictedSplit",
     "default_grid",
     "grid_search",
+    "predict_split",
     "tuned_record",
     "validation_maps",
 ]
@@ -54,25 +56,44 @@ def default_grid(split: str) -> dict[str, list[Any]]:
     return {"threshold": [0.3, 0.4, 0.5, 0.6, 0.7], "min_area": [5, 10, 20]}
 
 
+@dataclass
+class PredictedSplit:
+    """A split's images as a trained network saw them: ids, probability maps (C, H, W) and
+    true labels (H, W), each at the image's own size."""
+
+    ids: list[str] = field(default_factory=list)
+    maps: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
 @torch.inference_mode()
-def validation_maps(
-    task: nn.Module, datamodule: Any, progress: bool = True
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """A trained task's probability maps (C, H, W) and true labels (H, W) on the data
-    module's validation split, each at the image's own size (:mod:`nuclei.data.batches`:
-    padding cut off in crop mode, probabilities scaled back in resize mode)."""
+def predict_split(task: nn.Module, datamodule: Any, progress: bool = True) -> PredictedSplit:
+    """A trained task's probability maps and the true labels of the data module's validation
+    split, each at the image's own size (:mod:`nuclei.data.batches`: padding cut off in crop
+    mode, probabilities scaled back in resize mode)."""
     datamodule.setup("validate")
-    maps: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
+    predicted = PredictedSplit()
     loader = datamodule.val_dataloader()
     with progress_bar(progress) as bar:
         job = bar.add_task("Predicting validation images", total=len(loader.dataset))
         for batch in loader:
             probs = torch.sigmoid(task(batch["image"])).float()
-            maps += [m.numpy() for m in native_maps(batch, probs)]
-            labels += native_labels(batch)
+            predicted.ids += list(batch["id"])
+            predicted.maps += [m.numpy() for m in native_maps(batch, probs)]
+            predicted.labels += native_labels(batch)
             bar.advance(job, len(probs))
-    return maps, labels
+    return predicted
+
+
+def validation_maps(
+    task: nn.Module, datamodule: Any, progress: bool = True
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The maps and labels of :func:`predict_split`."""
+    predicted = predict_split(task, datamodule, progress)
+    return predicted.maps, predicted.labels
 
 
 def grid_search(
@@ -106,21 +127,34 @@ def grid_search(
     return rows
 
 
+#: What a tuning was scored on: the run's own validation split (figures on that split are
+#: then optimistic), or the out-of-fold predictions of a cross-validation (each image
+#: predicted by the fold model that did not train on it).
+TUNED_ON = ("val", "out-of-fold")
+
+
 def tuned_record(
-    checkpoint: Path,
+    checkpoint: Path | Sequence[Path],
     target: str,
     base: PostprocessConfig,
     rows: Sequence[Mapping[str, Any]],
     n_images: int,
     seconds: float,
+    tuned_on: str = "val",
 ) -> dict[str, Any]:
-    """The tuning result: the best settings (all of them), its scores and the whole grid."""
+    """The tuning result: the best settings (all of them), its scores, the whole grid, and
+    what it was tuned on (:data:`TUNED_ON`; out of fold: every fold's checkpoint)."""
+    if tuned_on not in TUNED_ON:
+        raise ValueError(f"tuned_on must be one of {TUNED_ON}, got {tuned_on!r}")
     best = rows[0]
+    paths = [checkpoint] if isinstance(checkpoint, Path) else list(checkpoint)
     return {
         "settings": asdict(replace(base, **best["settings"])),
-        "checkpoint": str(checkpoint.resolve()),
+        "checkpoint": str(paths[0].resolve()),
+        **({"checkpoints": [str(p.resolve()) for p in paths]} if len(paths) > 1 else {}),
         "target": target,
         "split": "val",
+        "tuned_on": tuned_on,
         "n_images": n_images,
         "best": {k: best[k] for k in METRIC_NAMES},
         "grid": [dict(row) for row in rows],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +15,25 @@ from nuclei.runs.atomic import atomic_write_text
 IMAGE_SCORE_COLUMNS = (IMAGE_ROW_COLUMNS[0], "source", *IMAGE_ROW_COLUMNS[1:])
 
 
-def image_scores_csv(rows: Iterable[Mapping[str, Any]]) -> str:
-    """``rows`` as CSV text with a header: :data:`IMAGE_SCORE_COLUMNS`, empty where unknown."""
+def image_scores_csv(rows: Iterable[Mapping[str, Any]], leading: Sequence[str] = ()) -> str:
+    """``rows`` as CSV text with a header: the ``leading`` columns (e.g. ``fold``), then
+    :data:`IMAGE_SCORE_COLUMNS`, empty where unknown."""
     text = io.StringIO()
     writer = csv.DictWriter(
-        text, fieldnames=IMAGE_SCORE_COLUMNS, restval="", extrasaction="ignore", lineterminator="\n"
+        text,
+        fieldnames=(*leading, *IMAGE_SCORE_COLUMNS),
+        restval="",
+        extrasaction="ignore",
+        lineterminator="\n",
     )
     writer.writeheader()
     writer.writerows(rows)
     return text.getvalue()
 
 
-def write_image_scores(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """Write per-image rows (see :mod:`nuclei.metrics.image_rows`) to ``path`` atomically."""
-    return atomic_write_text(path, image_scores_csv(rows))
+def write_image_scores(
+    path: Path, rows: Iterable[Mapping[str, Any]], leading: Sequence[str] = ()
+) -> Path:
+    """Write per-image rows (see :mod:`nuclei.metrics.image_rows`) to ``path`` atomically,
+    after the ``leading`` columns."""
+    return atomic_write_text(path, image_scores_csv(rows, leading))

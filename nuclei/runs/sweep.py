@@ -1,8 +1,17 @@
-"""The runs of a sweep folder: each run's overrides, final metrics and objective curve."""
+"""The runs of a sweep folder: each run's overrides, final metrics, evaluations and
+objective curve.
+
+Besides ``metrics.json`` a run's summary holds the ``nuclei-eval`` results of its best
+checkpoint, ``checkpoints/<stem>.<tag>.eval.json`` with ``tag`` = ``<split>`` or
+``<split>.<digest>``: their metrics appear as ``<tag>/<name>`` (``test.7f86fd5d/map``, or
+``test/map`` for the tag ``test``), and :attr:`RunSummary.tags` says what each tag means.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +32,8 @@ class RunSummary:
     metrics: dict[str, Any]
     objective: Objective
     curve: list[tuple[int, float]] = field(default_factory=list)
+    #: Evaluation tag (``test.7f86fd5d``) -> what was evaluated (split, data, tta, ...).
+    tags: dict[str, str] = field(default_factory=dict)
 
     def value(self, key: str) -> Any:
         """A metric or fact of the run (None when the run did not record it)."""
@@ -52,16 +63,85 @@ def read_objective(run_dir: RunDir) -> Objective:
     return Objective(**OmegaConf.to_container(section)) if section else Objective()
 
 
+_EVAL_SUFFIX = ".eval.json"
+#: ``<split>`` or ``<split>.<digest>`` (eight hex digits), see ``nuclei-eval``.
+_TAG = re.compile(r"[A-Za-z_]+(\.[0-9a-f]{8})?")
+
+
+def best_checkpoint_stem(metrics: dict[str, Any]) -> str:
+    """File stem of the run's best checkpoint (``metrics.json``), else ``last``."""
+    best = metrics.get("best_checkpoint")
+    return Path(str(best)).stem if best else RunDir.last_checkpoint_stem
+
+
+def evaluation_files(run_dir: RunDir, stem: str) -> dict[str, Path]:
+    """Tag -> ``<stem>.<tag>.eval.json`` of one checkpoint of the run, sorted by tag."""
+    found: dict[str, Path] = {}
+    folder = run_dir.checkpoint_dir
+    if not folder.is_dir():
+        return found
+    for path in sorted(folder.iterdir()):
+        name = path.name
+        if name.startswith(f"{stem}.") and name.endswith(_EVAL_SUFFIX):
+            tag = name[len(stem) + 1 : -len(_EVAL_SUFFIX)]
+            if _TAG.fullmatch(tag):
+                found[tag] = path
+    return found
+
+
+def describe_evaluation(record: dict[str, Any]) -> str:
+    """A short description of an evaluation record: split, test folder, TTA, postprocessing."""
+    parts = [f"split={record.get('split', '?')}"]
+    if record.get("test_root"):
+        parts.append(f"test_root={Path(str(record['test_root'])).name}")
+    parts.append(f"tta={record.get('tta') or 'none'}")
+    postprocess = record.get("postprocess")
+    if isinstance(postprocess, dict):
+        text = json.dumps(postprocess, sort_keys=True, default=str)
+        parts.append(f"postprocess={hashlib.sha256(text.encode()).hexdigest()[:8]}")
+    if record.get("n_images") is not None:
+        parts.append(f"{record['n_images']} images")
+    return ", ".join(parts)
+
+
+def evaluation_metrics(tag: str, record: dict[str, Any]) -> dict[str, float]:
+    """The numeric ``<prefix>/<name>`` entries of a record as ``<tag>/<name>``."""
+    return {
+        f"{tag}/{key.split('/', 1)[1]}": float(value)
+        for key, value in record.items()
+        if "/" in key and isinstance(value, int | float) and not isinstance(value, bool)
+    }
+
+
+def read_evaluations(
+    run_dir: RunDir, metrics: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Metrics (``<tag>/<name>``) and tag descriptions of the best checkpoint's evaluations."""
+    values: dict[str, float] = {}
+    tags: dict[str, str] = {}
+    for tag, path in evaluation_files(run_dir, best_checkpoint_stem(metrics)).items():
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # half-written or unreadable: the run's table goes on without it
+        if isinstance(record, dict):
+            values.update(evaluation_metrics(tag, record))
+            tags[tag] = describe_evaluation(record)
+    return values, tags
+
+
 def read_run(run_dir: RunDir, sweep_dir: Path) -> RunSummary:
-    """Overrides, final metrics, objective and objective curve of one run folder."""
-    overrides = OmegaConf.to_container(OmegaConf.load(run_dir.overrides_file))
+    """Overrides, final metrics, evaluations, objective and objective curve of one run."""
+    saved = OmegaConf.to_container(OmegaConf.load(run_dir.overrides_file))
     metrics_path = run_dir.metrics_file
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    evaluated, tags = read_evaluations(run_dir, metrics)
     path = run_dir.path
     name = str(path.relative_to(sweep_dir)) if path != sweep_dir else path.name
     objective = read_objective(run_dir)
     curve = read_curve(run_dir, objective.metric)
-    return RunSummary(name, [str(o) for o in overrides or []], metrics, objective, curve)
+    overrides = [str(o) for o in saved or []]
+    return RunSummary(name, overrides, {**evaluated, **metrics}, objective, curve, tags)
 
 
 def summarize(sweep_dir: str | Path) -> list[RunSummary]:

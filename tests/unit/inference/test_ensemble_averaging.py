@@ -1,0 +1,54 @@
+"""EnsembleNet: the logits of the members' mean probabilities; one member or identical
+members give the single network back."""
+
+import pytest
+import torch
+from torch import nn
+
+from nuclei.inference.averaging import EnsembleNet, logits_of_mean
+from nuclei.inference.tta import TestTimeAugmented
+
+
+def small_net(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 2, 3, padding=1))
+
+
+def test_identical_members_equal_the_single_network() -> None:
+    net = small_net(0)
+    x = torch.rand(2, 3, 16, 20)
+    single = net(x)
+    ensemble = EnsembleNet([net, net, net])(x)
+    assert ensemble.shape == single.shape
+    torch.testing.assert_close(torch.sigmoid(ensemble), torch.sigmoid(single), atol=1e-6, rtol=0)
+    assert torch.equal(ensemble > 0, single > 0)  # the same mask at threshold 0.5
+
+
+def test_different_members_average_probabilities_not_logits() -> None:
+    first, second = small_net(1), small_net(2)
+    x = torch.rand(1, 3, 12, 12)
+    p1, p2 = torch.sigmoid(first(x)), torch.sigmoid(second(x))
+    averaged = torch.sigmoid(EnsembleNet([first, second])(x))
+    torch.testing.assert_close(averaged, (p1 + p2) / 2, atol=1e-6, rtol=0)
+    mean_of_logits = torch.sigmoid((first(x) + second(x)) / 2)
+    assert not torch.allclose(averaged, mean_of_logits, atol=1e-4)
+
+
+def test_ensemble_composes_with_test_time_augmentation() -> None:
+    first, second = small_net(3), small_net(4)
+    x = torch.rand(1, 3, 8, 8)
+    both = torch.sigmoid(TestTimeAugmented(EnsembleNet([first, second]), "flips")(x))
+    by_hand = torch.zeros_like(both)
+    for dims in ((), (-1,), (-2,), (-2, -1)):
+        flipped = torch.flip(x, dims) if dims else x
+        for net in (first, second):
+            probs = torch.sigmoid(net(flipped))
+            by_hand += (torch.flip(probs, dims) if dims else probs) / 8
+    torch.testing.assert_close(both, by_hand, atol=1e-6, rtol=0)
+
+
+def test_nothing_to_average_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no probabilities"):
+        logits_of_mean([])
+    with pytest.raises(ValueError, match="at least one"):
+        EnsembleNet([])
