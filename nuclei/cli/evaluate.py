@@ -8,6 +8,7 @@ what may be overridden.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -25,6 +26,7 @@ from nuclei.cli.metrics_table import print_metrics
 from nuclei.cli.overrides import Vocabulary
 from nuclei.inference.tta import TTA_MODES, TestTimeAugmented
 from nuclei.instances.postprocess import PostprocessConfig
+from nuclei.metrics.intervals import bootstrap_interval
 from nuclei.runs.checkpoint import Run
 from nuclei.runs.cross_validation import CrossValidationError
 from nuclei.runs.image_scores import write_image_scores
@@ -37,6 +39,8 @@ from nuclei.training.callbacks.image_scores import ImageScores
 log = logging.getLogger(__name__)
 
 SPLITS = ("val", "test")
+#: What ``label=`` may be: it becomes part of file names (``<stem>.<split>.<label>.eval.json``).
+LABEL = re.compile(r"[A-Za-z0-9_-]+")
 APP = App(
     name="nuclei-eval",
     config_name="eval",
@@ -115,6 +119,18 @@ def chosen_split(cfg: DictConfig) -> str:
     return "test" if given_values(cfg.get("data")).get("source", {}).get("test_root") else "val"
 
 
+def map_interval(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) -> dict[str, Any]:
+    """A percentile-bootstrap interval of ``map`` (the mean of the images' scores) over the
+    scored images: how much the figure would move on another draw of as many images."""
+    interval = bootstrap_interval([float(row["map"]) for row in rows], confidence)
+    return {
+        "low": interval.low,
+        "high": interval.high,
+        "confidence": confidence,
+        "method": "percentile bootstrap over images (2000 resamples, seed 0)",
+    }
+
+
 def checkpoint_spec(cfg: DictConfig) -> str | list[str]:
     """``cfg.ckpt_path`` as given: one path, or a list of them (an ensemble)."""
     spec = cfg.ckpt_path
@@ -151,6 +167,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         cfg.split = chosen_split(cfg)
     if cfg.split not in SPLITS:
         raise EvaluationError(f"split must be one of {SPLITS}, got {cfg.split!r}")
+    if cfg.get("label") and not LABEL.fullmatch(str(cfg.label)):
+        raise EvaluationError(f"label may hold letters, digits, _ and - only, got {cfg.label!r}")
     runs = load_members(checkpoint_spec(cfg), trust=cfg.trust_checkpoint)
     check_ensemble_split(runs, cfg.split)
     run = runs[0]
@@ -185,10 +203,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "tta": tta,
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
+    rows = ImageScores.rows_of(trainer)
+    if rows:
+        record["map_interval"] = map_interval(rows)
     if trainer.is_global_zero:
-        write_results(cfg, run, record, postprocess, own_postprocess, ImageScores.rows_of(trainer))
+        write_results(cfg, run, record, postprocess, own_postprocess, rows)
         name = run.checkpoint_path.name if len(runs) == 1 else f"ensemble of {len(runs)}"
         print_metrics(metrics, title=f"{name}: {cfg.split} split, {n_images} images")
+        if "map_interval" in record:
+            low, high = record["map_interval"]["low"], record["map_interval"]["high"]
+            print(f"map 95% interval over the images (bootstrap): [{low:.4f}, {high:.4f}]")
     return record
 
 
@@ -204,8 +228,9 @@ def write_results(
     folder) and beside the checkpoint; the one place nuclei-eval writes files.
 
     Beside the checkpoint it is ``<stem>.<split>.eval.json`` for the run's own data and
-    postprocessing; other settings add a digest of them, so that evaluating one checkpoint
-    several ways keeps every result. An ensemble's record goes to its own folder only.
+    postprocessing; other settings add a digest of them (or ``cfg.label``), so that
+    evaluating one checkpoint several ways keeps every result. An ensemble's record goes to
+    its own folder only.
     """
     out_dir = RunDir(cfg.output) if cfg.get("output") else RunDir.current(cfg)
     written = [out_dir.write_json(out_dir.eval_metrics_file, record)]
@@ -217,6 +242,7 @@ def write_results(
     data_given = given_values(cfg.get("data"))
     own = own_postprocess and not data_given and record["tta"] == "none"
     digest = None if own else settings_digest(data_given, postprocess, record["tta"])
+    digest = cfg.get("label") or digest
     beside = RunDir.checkpoint_eval_file(run.checkpoint_path, cfg.split, digest)
     try:
         written.append(out_dir.write_json(beside, record))

@@ -169,7 +169,10 @@ class SplitConfig:
     """The train/val split: drawn from ``seed`` (keeping each image kind's share on both
     sides when ``stratify``), or read from a recorded ``split.json``. With ``folds`` (K), the
     validation side is fold ``fold`` of K disjoint folds covering every image (and
-    ``val_fraction`` is not used)."""
+    ``val_fraction`` is not used); with ``folds_file``, fold ``fold`` of the user's folds
+    (nnU-Net's ``splits_final.json``, or a CSV of ``id,fold``). ``groups_file`` (a CSV of
+    ``id,group``) gives the groups to stratify by instead of the image kinds. A recorded
+    ``file`` fixes the split whatever the other keys say."""
 
     val_fraction: float = 0.2
     seed: int = 0
@@ -177,6 +180,8 @@ class SplitConfig:
     stratify: bool = True
     folds: int | None = None
     fold: int = 0
+    folds_file: str | None = None
+    groups_file: str | None = None
 
     def __post_init__(self) -> None:
         fraction = self.val_fraction
@@ -189,6 +194,19 @@ class SplitConfig:
         _int("split.fold", self.fold)
         if self.folds is not None:
             check_folds(self.folds, self.fold, prefix="data.split.")
+        for key, path in (("folds_file", self.folds_file), ("groups_file", self.groups_file)):
+            if path is not None and (not isinstance(path, str) or not path.strip()):
+                raise ValueError(f"data.split.{key} must be a file path or null, got {path!r}")
+        if self.folds_file is not None and self.folds is not None:
+            raise ValueError(
+                "data.split.folds_file gives the folds and their number: drop data.split.folds "
+                "(or the file)"
+            )
+        if self.groups_file is not None and not self.stratify:
+            raise ValueError(
+                "data.split.groups_file gives the groups to stratify by, but "
+                "data.split.stratify=false: drop one of them"
+            )
 
 
 @dataclass

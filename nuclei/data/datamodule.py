@@ -87,6 +87,7 @@ class NucleiDataModule(L.LightningDataModule):
         self.train_ids: list[str] = []
         self.val_ids: list[str] = []
         self.kinds: dict[str, str] = {}
+        self.fold_count: int | None = None  # folds of the cross-validation, when a fold
         self.test_ids: list[str] = []
         self.reports: dict[str, SplitReport] = {}
         settings = DatasetSettings(self.size, self.intensity, self.target)
@@ -148,6 +149,7 @@ class NucleiDataModule(L.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer is not None else 0
         fit = self.folders.load_fit(self.data_root, self.split, self.augmentation, rank)
         self.train_ids, self.val_ids, self.kinds = fit.train_ids, fit.val_ids, fit.kinds
+        self.fold_count = fit.folds
         self.train_dataset, self.val_dataset = fit.train, fit.val
 
     def _setup_test(self) -> None:
@@ -171,8 +173,10 @@ class NucleiDataModule(L.LightningDataModule):
             self.train_ids,
             self.val_ids,
             kinds=self.kinds,
-            folds=self.split.folds if self.split.file is None else None,
+            folds=self.fold_count,
             fold=self.split.fold,
+            folds_file=self.split.folds_file if self.split.file is None else None,
+            groups_file=self.split.groups_file if self.split.file is None else None,
         )
 
     def data_report(self) -> dict[str, Any]:

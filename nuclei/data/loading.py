@@ -34,7 +34,7 @@ from nuclei.data.sources.layouts import (
     find_test_split,
     scan_folder,
 )
-from nuclei.data.splits import fold_ids, read_split, split_ids
+from nuclei.data.splits import draw_split, pinned_split, split_kinds, user_groups
 from nuclei.data.targets import INSTANCE_TARGETS
 from nuclei.data.transforms import train_transform
 from nuclei.data.validation import DataValidationError, SplitReport, check_bad_samples, some, warn
@@ -50,7 +50,8 @@ class FitSplits:
     val_ids: list[str]
     train: NucleiDataset
     val: NucleiDataset
-    kinds: dict[str, str] = field(default_factory=dict)  # id -> image kind, when stratified
+    kinds: dict[str, str] = field(default_factory=dict)  # id -> image kind or group
+    folds: int | None = None  # the number of cross-validation folds, when a fold
 
 
 @dataclass
@@ -61,14 +62,9 @@ class LabelledTestSplit:
     dataset: NucleiDataset
 
 
-def draw_split(
-    ids: list[str], split: SplitConfig, kinds: dict[str, str] | None
-) -> tuple[list[str], list[str]]:
-    """(train, val) drawn from ``split.seed``: fold ``split.fold`` of ``split.folds``, or one
-    split of ``split.val_fraction``; stratified by ``kinds`` when given."""
-    if split.folds is not None:
-        return fold_ids(ids, split.folds, split.fold, split.seed, kinds)
-    return split_ids(ids, split.val_fraction, split.seed, kinds)
+def _kinds(decoded: DecodedSamples, ids: list[str]) -> dict[str, str]:
+    """The image kind of each of ``ids``, from its decoded image."""
+    return image_kinds(ids, decoded.select(ids)[0])
 
 
 def locate_test_split(data_root: Path, source: SourceConfig) -> tuple[Path, Path | None] | None:
@@ -221,33 +217,34 @@ class FolderLoader:
     def load_fit(
         self, root: Path, split: SplitConfig, augmentation: AugmentationConfig, rank: int = 0
     ) -> FitSplits:
-        """The train and val sides of ``root``: drawn from ``split.seed`` or read from
-        ``split.file``; training samples are augmented (seed ``augmentation.seed + rank``)."""
+        """The train and val sides of ``root``: drawn from ``split.seed``, a fold of
+        ``split.folds_file``, or read from ``split.file``; training samples are augmented
+        (seed ``augmentation.seed + rank``)."""
         source = scan_folder(root, self.source.layout, split="train")
         check_instances(source, self.data.target.kind)
         report = SplitReport("train/val", str(root), source.layout)
         self.reports["train/val"] = report
         available = {s.sample_id for s in source.samples} | set(source.bad)
         report.found = len(available)
-        if split.file is not None:
-            train_ids, val_ids = read_split(split.file, dict.fromkeys(available))
-        else:
-            train_ids, val_ids = sorted(available), []
+        pinned = pinned_split(split, available)
+        groups = user_groups(split, available)
+        train_ids, val_ids, folds = pinned or (sorted(available), [], None)
         decoded, dropped = self.decode(source, train_ids + val_ids, report)
         train_ids = [i for i in train_ids if i not in dropped]
         val_ids = [i for i in val_ids if i not in dropped]
-        kinds: dict[str, str] = {}
-        if split.file is None:
-            if split.stratify:
-                kinds = image_kinds(train_ids, decoded.select(train_ids)[0])
-            train_ids, val_ids = draw_split(train_ids, split, kinds or None)
-            if kinds:
-                log.info(
-                    "Data: images per kind, train/val: %s", kinds_summary(train_ids, val_ids, kinds)
-                )
-        elif not train_ids or not val_ids:
+        kinds = split_kinds(split, train_ids + val_ids, groups, lambda i: _kinds(decoded, i))
+        if pinned is None:
+            train_ids, val_ids, folds = draw_split(train_ids, split, kinds or None)
+        if kinds:
+            log.info(
+                "Data: images per %s, train/val: %s",
+                "group" if groups else "kind",
+                kinds_summary(train_ids, val_ids, kinds),
+            )
+        if not train_ids or not val_ids:
             raise DataValidationError(
-                split.file, ["after dropping bad samples, a side of the split is empty"]
+                str(split.file or split.folds_file),
+                ["after dropping bad samples, a side of the split is empty"],
             )
         report.used = len(train_ids) + len(val_ids)
         log.info(
@@ -266,6 +263,7 @@ class FolderLoader:
             make_dataset(decoded, train_ids, transform, self.data),
             make_dataset(decoded, val_ids, None, self.data, evaluation=True),
             kinds,
+            folds,
         )
 
     def load_test(self, root: Path, labels: Path | None) -> LabelledTestSplit:

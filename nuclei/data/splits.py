@@ -1,16 +1,21 @@
 """The train/val split: drawn from a seed (one 80:20 split, or fold ``i`` of ``K``
-cross-validation folds), or read back from a recorded ``split.json``."""
+cross-validation folds), taken from the user's folds file, or read back from a recorded
+``split.json``."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nuclei.data.kinds import kind_counts
+from nuclei.data.split_files import fold_from_file, read_groups
+
+if TYPE_CHECKING:
+    from nuclei.data.config import SplitConfig
 
 
 def split_ids(
@@ -80,6 +85,54 @@ def fold_ids(
     return [i for i in ordered if i not in chosen], sorted(val)
 
 
+def draw_split(
+    ids: list[str], split: SplitConfig, kinds: Mapping[str, str] | None
+) -> tuple[list[str], list[str], int | None]:
+    """(train, val, number of folds or None) drawn from ``split.seed``: fold ``split.fold`` of
+    ``split.folds``, or one split of ``split.val_fraction``; stratified by ``kinds`` when
+    given."""
+    if split.folds is not None:
+        return (*fold_ids(ids, split.folds, split.fold, split.seed, kinds), split.folds)
+    return (*split_ids(ids, split.val_fraction, split.seed, kinds), None)
+
+
+def pinned_split(
+    split: SplitConfig, known: Collection[str]
+) -> tuple[list[str], list[str], int | None] | None:
+    """The split that files fix, checked against the ``known`` ids: the recorded
+    ``split.file``, or fold ``split.fold`` of ``split.folds_file`` (with the number of folds);
+    None when the split is drawn."""
+    if split.file is not None:
+        return (*read_split(split.file, dict.fromkeys(known)), None)
+    if split.folds_file is not None:
+        return fold_from_file(split.folds_file, split.fold, known)
+    return None
+
+
+def user_groups(split: SplitConfig, known: Collection[str]) -> dict[str, str] | None:
+    """The groups of ``split.groups_file`` for the ``known`` ids; None without one, or when a
+    recorded ``split.file`` fixes the split."""
+    if split.groups_file is None or split.file is not None:
+        return None
+    return read_groups(split.groups_file, known)
+
+
+def split_kinds(
+    split: SplitConfig,
+    ids: list[str],
+    groups: Mapping[str, str] | None,
+    image_kinds: Callable[[list[str]], dict[str, str]],
+) -> dict[str, str]:
+    """What each of ``ids`` is stratified by (and counted by in ``split.json``): its group
+    (``groups``, from :func:`user_groups`), else its image kind (``image_kinds``) when
+    ``split.stratify``; nothing for a recorded ``split.file``."""
+    if split.file is not None:
+        return {}
+    if groups is not None:
+        return {i: groups[i] for i in ids}
+    return image_kinds(ids) if split.stratify else {}
+
+
 def _by_kind(ordered: list[str], kinds: Mapping[str, str]) -> dict[str, list[str]]:
     """The ids of each kind (kinds sorted by name), each list in the order of ``ordered``."""
     missing = [i for i in ordered if i not in kinds]
@@ -132,10 +185,13 @@ def split_record(
     kinds: Mapping[str, str] | None = None,
     folds: int | None = None,
     fold: int = 0,
+    folds_file: str | None = None,
+    groups_file: str | None = None,
 ) -> dict[str, Any]:
     """The split as saved in a run folder (``split.json``): settings and each side's ids; with
-    ``kinds`` (id -> image kind), also how many images of each kind each side holds; with
-    ``folds``, which cross-validation fold the validation side is."""
+    ``kinds`` (id -> image kind or group), also how many images of each each side holds; with
+    ``folds``, which cross-validation fold the validation side is; and the user's folds and
+    groups files it came from, when given."""
     record: dict[str, Any] = {
         "root": str(root),
         "val_fraction": val_fraction,
@@ -145,6 +201,10 @@ def split_record(
     }
     if folds is not None:
         record.update(folds=folds, fold=fold)
+    if folds_file is not None:
+        record["folds_file"] = str(folds_file)
+    if groups_file is not None:
+        record["groups_file"] = str(groups_file)
     if kinds:
         record["kinds"] = {"train": kind_counts(train, kinds), "val": kind_counts(val, kinds)}
     return record

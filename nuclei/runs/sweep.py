@@ -64,8 +64,9 @@ def read_objective(run_dir: RunDir) -> Objective:
 
 
 _EVAL_SUFFIX = ".eval.json"
-#: ``<split>`` or ``<split>.<digest>`` (eight hex digits), see ``nuclei-eval``.
-_TAG = re.compile(r"[A-Za-z_]+(\.[0-9a-f]{8})?")
+#: ``<split>``, ``<split>.<digest>`` (eight hex digits) or ``<split>.<label>`` (nuclei-eval's
+#: ``label=``: letters, digits, ``_`` and ``-``).
+_TAG = re.compile(r"[A-Za-z_]+(\.[A-Za-z0-9_-]+)?")
 
 
 def best_checkpoint_stem(metrics: dict[str, Any]) -> str:
@@ -99,6 +100,8 @@ def describe_evaluation(record: dict[str, Any]) -> str:
     if isinstance(postprocess, dict):
         text = json.dumps(postprocess, sort_keys=True, default=str)
         parts.append(f"postprocess={hashlib.sha256(text.encode()).hexdigest()[:8]}")
+    if record.get("postprocess_source"):
+        parts.append(str(record["postprocess_source"]))
     if record.get("n_images") is not None:
         parts.append(f"{record['n_images']} images")
     return ", ".join(parts)

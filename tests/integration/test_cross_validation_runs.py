@@ -19,6 +19,8 @@ from nuclei.cli.evaluate import EvaluationError, evaluate
 from nuclei.cli.evaluate_folds import evaluate_out_of_fold
 from nuclei.cli.tune import tune_out_of_fold
 from nuclei.runs.members import checkpoints_of
+from nuclei.runs.sweep import summarize
+from nuclei.runs.sweep_groups import group_runs
 
 FOLDS = 3
 
@@ -144,4 +146,30 @@ def test_an_ensemble_of_the_folds_scores_a_test_split(cv_sweep: Path, tmp_path: 
     assert record["split"] == "test" and record["ensemble"] == FOLDS
     assert len(record["checkpoints"]) == FOLDS
     assert 0.0 <= record["test/iou"] <= 1.0 and record["n_images"] == 12
+    interval = record["map_interval"]  # bootstrap over the 12 images
+    assert interval["low"] <= record["test/map"] <= interval["high"]
+    assert interval["confidence"] == 0.95
     assert json.loads((tmp_path / "eval_metrics.json").read_text())["ensemble"] == FOLDS
+
+
+def test_labelled_evaluations_of_the_folds_are_grouped_by_nuclei_summarize(
+    cv_sweep: Path, synthetic_root: Path, tmp_path: Path
+) -> None:
+    scored = []
+    for checkpoint in checkpoints_of(cv_sweep):
+        cfg = composed(
+            "eval",
+            f"ckpt_path={checkpoint}",
+            f"data.source.test_root={synthetic_root}",
+            "label=heldout",
+            f"output={tmp_path / checkpoint.parent.parent.name}",
+        )
+        scored.append(evaluate(cfg)["test/map"])
+        assert checkpoint.with_name(f"{checkpoint.stem}.test.heldout.eval.json").is_file()
+    [group] = group_runs(summarize(cv_sweep))
+    assert len(group.runs) == FOLDS
+    interval = group.interval("test.heldout/map", 0.95)
+    assert interval.n == FOLDS
+    assert interval.mean == pytest.approx(np.mean(scored), abs=1e-6)
+    with pytest.raises(EvaluationError, match="label may hold"):
+        evaluate(composed("eval", f"ckpt_path={checkpoint}", "label=a/b"))

@@ -230,6 +230,8 @@ ADDED_SINCE_FLAT = {
     "split.stratify",
     "split.folds",
     "split.fold",
+    "split.folds_file",
+    "split.groups_file",
 }
 
 
