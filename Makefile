@@ -25,7 +25,7 @@ train: $(STAMP) ## Train the default model on the synthetic set (extra overrides
 test: $(STAMP) ## Run the test suite: unit tests, then integration tests (not those marked slow)
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
-test-slow: $(STAMP) ## Run only the tests marked slow (DDP, native-resolution runs); CI runs both
+test-slow: $(STAMP) ## Run only the tests marked slow (DDP, native-resolution, cross-validation runs); CI runs both
 	$(BIN)/python -m pytest -m slow $(ARGS)
 
 lint: $(STAMP) ## ruff lint and format check

@@ -122,13 +122,16 @@ class NucleiDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Find, check, split and decode the samples (once; later calls reuse them).
 
-        ``validate`` loads train and val, ``test`` the test split. ``fit`` (and ``None``)
+        ``validate`` loads train and val (only val when the split is a file, as a finished
+        run's is for nuclei-eval and nuclei-tune), ``test`` the test split. ``fit`` (and ``None``)
         load both where there is a test split, so that every problem in either is found,
         and reported in one error, before the first training step.
         """
         parts = []
-        if stage in (None, "fit", "validate") and self.train_dataset is None:
+        if stage in (None, "fit") and self.train_dataset is None:
             parts.append(self._setup_fit)
+        elif stage == "validate" and self.val_dataset is None:
+            parts.append(self._setup_validate)
         wants_test = stage == "test" or (stage in (None, "fit") and self.has_test_split)
         if wants_test and self.test_dataset is None:
             parts.append(self._setup_test)
@@ -145,9 +148,14 @@ class NucleiDataModule(L.LightningDataModule):
             hint = next((e.hint for e in errors if e.hint), "")
             raise DataValidationError(where, [p for e in errors for p in e.problems], hint)
 
-    def _setup_fit(self) -> None:
+    def _setup_validate(self) -> None:
+        self._setup_fit(with_train=False)
+
+    def _setup_fit(self, with_train: bool = True) -> None:
         rank = self.trainer.global_rank if self.trainer is not None else 0
-        fit = self.folders.load_fit(self.data_root, self.split, self.augmentation, rank)
+        fit = self.folders.load_fit(
+            self.data_root, self.split, self.augmentation, rank, with_train=with_train
+        )
         self.train_ids, self.val_ids, self.kinds = fit.train_ids, fit.val_ids, fit.kinds
         self.fold_count = fit.folds
         self.train_dataset, self.val_dataset = fit.train, fit.val

@@ -48,7 +48,7 @@ class FitSplits:
 
     train_ids: list[str]
     val_ids: list[str]
-    train: NucleiDataset
+    train: NucleiDataset | None  # None: only the validation images were decoded
     val: NucleiDataset
     kinds: dict[str, str] = field(default_factory=dict)  # id -> image kind or group
     folds: int | None = None  # the number of cross-validation folds, when a fold
@@ -215,11 +215,17 @@ class FolderLoader:
         return decoded, dropped
 
     def load_fit(
-        self, root: Path, split: SplitConfig, augmentation: AugmentationConfig, rank: int = 0
+        self,
+        root: Path,
+        split: SplitConfig,
+        augmentation: AugmentationConfig,
+        rank: int = 0,
+        with_train: bool = True,
     ) -> FitSplits:
         """The train and val sides of ``root``: drawn from ``split.seed``, a fold of
         ``split.folds_file``, or read from ``split.file``; training samples are augmented
-        (seed ``augmentation.seed + rank``)."""
+        (seed ``augmentation.seed + rank``). Without ``with_train``, a pinned split (a file)
+        decodes its validation images only and has no training dataset (``train`` None)."""
         source = scan_folder(root, self.source.layout, split="train")
         check_instances(source, self.data.target.kind)
         report = SplitReport("train/val", str(root), source.layout)
@@ -229,10 +235,12 @@ class FolderLoader:
         pinned = pinned_split(split, available)
         groups = user_groups(split, available)
         train_ids, val_ids, folds = pinned or (sorted(available), [], None)
-        decoded, dropped = self.decode(source, train_ids + val_ids, report)
+        val_only = pinned is not None and not with_train  # e.g. nuclei-eval, nuclei-tune
+        decoded, dropped = self.decode(source, val_ids if val_only else train_ids + val_ids, report)
         train_ids = [i for i in train_ids if i not in dropped]
         val_ids = [i for i in val_ids if i not in dropped]
-        kinds = split_kinds(split, train_ids + val_ids, groups, lambda i: _kinds(decoded, i))
+        counted = val_ids if val_only else train_ids + val_ids
+        kinds = split_kinds(split, counted, groups, lambda i: _kinds(decoded, i))
         if pinned is None:
             train_ids, val_ids, folds = draw_split(train_ids, split, kinds or None)
         if kinds:
@@ -260,7 +268,7 @@ class FolderLoader:
         return FitSplits(
             train_ids,
             val_ids,
-            make_dataset(decoded, train_ids, transform, self.data),
+            None if val_only else make_dataset(decoded, train_ids, transform, self.data),
             make_dataset(decoded, val_ids, None, self.data, evaluation=True),
             kinds,
             folds,

@@ -63,7 +63,7 @@ def checkpoints_of(spec: str | Path | Sequence[str | Path]) -> list[Path]:
         if path.is_file():
             found.append(path)
         elif not path.is_dir():
-            raise CheckpointError(f"{path}: no such checkpoint file or run folder")
+            raise CheckpointError(f"{path}: checkpoint file not found (nor a run or sweep folder)")
         elif RunDir(path).checkpoint_dir.is_dir():
             found.append(best_checkpoint(RunDir(path)))
         else:

@@ -23,6 +23,7 @@ from nuclei.runs.sweep import summarize
 from nuclei.runs.sweep_groups import group_runs
 
 FOLDS = 3
+pytestmark = pytest.mark.slow  # a 3-run sweep and a dozen evaluations: make test-slow, .ci/run
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,13 @@ from support.samples import (
     write_solution,
 )
 
-from nuclei.data.config import AugmentationConfig, LoaderConfig, SizeConfig, SourceConfig
+from nuclei.data.config import (
+    AugmentationConfig,
+    LoaderConfig,
+    SizeConfig,
+    SourceConfig,
+    SplitConfig,
+)
 from nuclei.data.datamodule import NucleiDataModule
 from nuclei.data.sources.layouts import LayoutError
 
@@ -157,3 +163,34 @@ def test_loaders_need_setup_and_follow_the_loader_settings(tmp_path: Path) -> No
         dm.train_dataloader()
     dm.setup("fit")
     assert dm.train_dataloader().batch_size == 2 and dm.val_dataloader().batch_size == 3
+
+
+def test_validating_a_recorded_split_decodes_its_validation_images_only(
+    synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = {"size": SizeConfig(image_size=32), "loader": LoaderConfig(batch_size=4)}
+    trained = NucleiDataModule(source=SourceConfig(root=str(synthetic_root)), **settings)
+    trained.setup("fit")
+    split_file = tmp_path / "split.json"
+    split_file.write_text(json.dumps(trained.split_record()))
+
+    pinned = NucleiDataModule(
+        source=SourceConfig(root=str(synthetic_root)),
+        split=SplitConfig(file=str(split_file)),
+        **settings,
+    )
+    decode, asked = pinned.folders.decode, []
+
+    def recording_decode(source, ids, report):
+        asked.append(sorted(ids))
+        return decode(source, ids, report)
+
+    monkeypatch.setattr(pinned.folders, "decode", recording_decode)
+    pinned.setup("validate")
+    assert pinned.train_dataset is None  # nuclei-eval and nuclei-tune need no training images
+    assert pinned.val_ids == trained.val_ids and len(pinned.val_dataset) == 2
+    assert asked == [sorted(trained.val_ids)]
+    for mine, theirs in zip(pinned.val_dataset, trained.val_dataset, strict=True):
+        assert torch.equal(mine["image"], theirs["image"]) and mine["id"] == theirs["id"]
+    pinned.setup("fit")  # training later decodes everything
+    assert len(pinned.train_dataset) == 10 and len(pinned.val_dataset) == 2

@@ -1,11 +1,13 @@
 """EnsembleNet: the logits of the members' mean probabilities; one member or identical
 members give the single network back."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from nuclei.inference.averaging import EnsembleNet, logits_of_mean
+from nuclei.inference.maps import predict_maps
 from nuclei.inference.tta import TestTimeAugmented
 
 
@@ -52,3 +54,18 @@ def test_nothing_to_average_is_an_error() -> None:
         logits_of_mean([])
     with pytest.raises(ValueError, match="at least one"):
         EnsembleNet([])
+
+
+@pytest.mark.parametrize("size_mode", ["resize", "crop"])
+def test_ensemble_through_tiling_and_resizing_is_the_mean_of_its_members(size_mode: str) -> None:
+    """Tiles are blended and maps resized as probabilities, both linear: the ensemble's map is
+    the mean of the members' maps, in both size modes, tiled (crop) or resized."""
+    first, second = small_net(5).eval(), small_net(6).eval()
+    image = (np.random.default_rng(0).random((70, 90, 3)) * 255).astype(np.uint8)
+    settings = {"size_mode": size_mode, "image_size": 32, "tile": 32, "overlap": 8}
+    with torch.no_grad():
+        [both] = predict_maps(EnsembleNet([first, second]), [image], **settings)
+        [one] = predict_maps(first, [image], **settings)
+        [two] = predict_maps(second, [image], **settings)
+    assert both.shape == (2, 70, 90)
+    np.testing.assert_allclose(both, (one + two) / 2, atol=1e-5)

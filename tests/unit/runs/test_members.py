@@ -47,7 +47,7 @@ def test_file_run_folder_sweep_and_list(tmp_path: Path) -> None:
 
 
 def test_bad_specs_name_the_path(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match="no such checkpoint file or run folder"):
+    with pytest.raises(CheckpointError, match="checkpoint file not found"):
         checkpoints_of(tmp_path / "missing.ckpt")
     (tmp_path / "nothing").mkdir()
     with pytest.raises(CheckpointError, match="nothing: neither a checkpoint"):
