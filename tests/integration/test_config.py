@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 CONF_DIR = Path(nuclei.conf.__file__).parent
 GROUPS = ["data", "model", "optimizer", "scheduler", "trainer", "callbacks", "logger"]
 # Options for nuclei-eval only (they inherit the run's data): tested in test_evaluate.py.
-EVAL_ONLY = {("data", "shifted")}
+EVAL_ONLY = {("data", "shifted"), ("data", "heldout")}
 OPTIONS = [
     (group, path.stem)
     for group in GROUPS

@@ -241,6 +241,17 @@ def test_data_shifted_makes_the_shifted_set_the_test_split_and_keeps_the_run_s_d
     assert len(list(root.iterdir())) == 134
 
 
+def test_data_heldout_is_a_test_set_of_the_training_profile_from_an_unused_seed(
+    tmp_path: Path,
+) -> None:
+    cfg = eval_config("run.ckpt", tmp_path / "eval", "data=heldout")
+    assert chosen_split(cfg) == "test"
+    assert OmegaConf.is_missing(cfg.data.size, "mode")  # the run's data, but the test folder
+    source = OmegaConf.to_container(cfg.data.source, resolve=False)
+    # the default profile, seed 2000: neither the training set's (0) nor the shifted set's (1000)
+    assert source["test_root"] == "${nuclei.synthetic_set:${paths.cache_dir},default,2000,134}"
+
+
 def test_test_time_augmentation_is_scored_recorded_and_kept_apart(
     trained_run: Path, tmp_path: Path
 ) -> None:
