@@ -175,10 +175,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     postprocess, own_postprocess = run_postprocessing(run, cfg)
     tta = str(cfg.get("tta") or "none")
     task = scoring_task(runs, postprocess, tta)
-    data_cfg = run_data_config(run, cfg.get("data"))
-    if cfg.get("batch_size"):
-        with open_dict(data_cfg):
-            data_cfg.loader.eval_batch_size = int(cfg.batch_size)
+    data_cfg = run_data_config(run, cfg.get("data"), cfg.get("batch_size"))
     datamodule = build_datamodule(data_cfg)
     if cfg.split == "test" and not provides_test_loader(datamodule):
         raise EvaluationError(
@@ -235,21 +232,18 @@ def write_results(
     out_dir = RunDir(cfg.output) if cfg.get("output") else RunDir.current(cfg)
     written = [out_dir.write_json(out_dir.eval_metrics_file, record)]
     written.append(write_image_scores(out_dir.eval_images_file, image_rows))
-    if record.get("ensemble", 1) > 1:
-        for path in written:
-            log.info("Metrics written to %s", path)
-        return
-    data_given = given_values(cfg.get("data"))
-    own = own_postprocess and not data_given and record["tta"] == "none"
-    digest = None if own else settings_digest(data_given, postprocess, record["tta"])
-    digest = cfg.get("label") or digest
-    beside = RunDir.checkpoint_eval_file(run.checkpoint_path, cfg.split, digest)
-    try:
-        written.append(out_dir.write_json(beside, record))
-        images = RunDir.checkpoint_images_file(run.checkpoint_path, cfg.split, digest)
-        written.append(write_image_scores(images, image_rows))
-    except OSError as exc:
-        log.warning("Could not write %s beside the checkpoint: %s", beside, exc)
+    if record.get("ensemble", 1) == 1:
+        data_given = given_values(cfg.get("data"))
+        own = own_postprocess and not data_given and record["tta"] == "none"
+        digest = None if own else settings_digest(data_given, postprocess, record["tta"])
+        digest = cfg.get("label") or digest
+        beside = RunDir.checkpoint_eval_file(run.checkpoint_path, cfg.split, digest)
+        try:
+            written.append(out_dir.write_json(beside, record))
+            images = RunDir.checkpoint_images_file(run.checkpoint_path, cfg.split, digest)
+            written.append(write_image_scores(images, image_rows))
+        except OSError as exc:
+            log.warning("Could not write %s beside the checkpoint: %s", beside, exc)
     for path in written:
         log.info("Metrics written to %s", path)
 

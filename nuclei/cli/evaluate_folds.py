@@ -52,8 +52,8 @@ def evaluate_cross_validation(cv: CrossValidation, cfg: DictConfig) -> tuple[dic
         postprocess, _ = run_postprocessing(run, cfg)
         labels = postprocess_maps(predicted.maps, postprocess, run.target)
         own = MapScores(float(run.config.task.get("threshold", 0.5)))
-        for scores in (own, pooled):
-            scores.update(predicted.maps, predicted.labels, labels, predicted.ids)
+        own.update(predicted.maps, predicted.labels, labels, predicted.ids)
+        pooled.merge(own)
         rows += [{**row, "fold": fold_run.fold} for row in own.rows]
         folds.append(
             {

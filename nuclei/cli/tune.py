@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.table import Table
 
 from nuclei.cli.app import App, command, user_errors
@@ -114,10 +114,7 @@ def tune(cfg: DictConfig) -> dict[str, Any]:
     :func:`nuclei.instances.tuning.tuned_record`)."""
     started = time.perf_counter()
     run = load_run(cfg.ckpt_path, trust=cfg.trust_checkpoint)
-    data_cfg = run_data_config(run)
-    if cfg.get("batch_size"):
-        with open_dict(data_cfg):
-            data_cfg.loader.eval_batch_size = int(cfg.batch_size)
+    data_cfg = run_data_config(run, eval_batch_size=cfg.get("batch_size"))
     net = OnDevice(restore_task(run), resolve_device(str(cfg.device)))
     maps, labels = validation_maps(net, build_datamodule(data_cfg), progress=cfg.progress_bar)
     base, rows = search_and_report(cfg, maps, labels, run, "validation images")

@@ -51,6 +51,14 @@ class MapScores:
         self.rows += self.instances.image_rows
         self.instances.image_rows = []
 
+    def merge(self, other: MapScores) -> None:
+        """Add the images ``other`` has seen (its metric states and rows), without scoring
+        them again."""
+        for name, metric in self.pixel.items():
+            metric.merge_state(other.pixel[name])
+        self.instances.merge_state(other.instances)
+        self.rows += other.rows
+
     def compute(self) -> dict[str, float]:
         """``acc``, ``iou``, ``dice``, ``map``, ``ap50``, ``ap75``, ``f1``, ``count_error``,
         ``n_split``, ``n_merged`` and ``n_images`` of the images added so far."""

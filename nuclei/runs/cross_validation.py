@@ -154,9 +154,7 @@ def out_of_fold_predictions(
     :class:`nuclei.inference.tta.TestTimeAugmented`."""
     for fold_run in cv.runs:
         run = load_run(fold_run.checkpoint, trust=trust)
-        data_cfg = run_data_config(run)
-        if batch_size:
-            data_cfg.loader.eval_batch_size = int(batch_size)
+        data_cfg = run_data_config(run, eval_batch_size=batch_size)
         task = restore_task(run)
         net = OnDevice(
             TestTimeAugmented(task, tta) if tta != "none" else task, resolve_device(device)

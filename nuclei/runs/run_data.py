@@ -7,7 +7,7 @@ import logging
 import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from nuclei.runs.checkpoint import Run
 from nuclei.runs.inherit import given_values, inherit
@@ -19,13 +19,19 @@ class RunDataError(ValueError):
     """The run's data config (with the values given) does not build a data module."""
 
 
-def run_data_config(run: Run, given: DictConfig | None = None) -> DictConfig:
-    """The run's data config with the values ``given`` over it, on the run's recorded split.
+def run_data_config(
+    run: Run, given: DictConfig | None = None, eval_batch_size: int | None = None
+) -> DictConfig:
+    """The run's data config with the values ``given`` over it, on the run's recorded split
+    (and ``data.loader.eval_batch_size`` set to ``eval_batch_size`` when given).
 
     The split is the one given (``data.split.file``; null draws it anew), else the run's
     ``split.json``, else the file the run's config names, else drawn again from its seed.
     """
     data = inherit(run.config.data, given)
+    if eval_batch_size:
+        with open_dict(data):
+            data.loader.eval_batch_size = int(eval_batch_size)
     if "file" in given_values(given).get("split", {}):
         return data
     if run.split_file is not None:

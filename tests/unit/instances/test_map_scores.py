@@ -50,3 +50,23 @@ def test_scores_pool_over_updates() -> None:
     twice.update([prob], [truth], predicted, ["y"])
     assert once.compute() == pytest.approx(twice.compute())
     assert once.compute()["iou"] == pytest.approx(16 / 32)
+
+
+def test_merged_scores_equal_scores_of_all_images_at_once() -> None:
+    truth = square_labels((12, 12), [(1, 1), (6, 6)], 4)
+    good = (truth > 0).astype(np.float32)[None]
+    poor = good.copy()
+    poor[0, 1:5, 1:5] = 0.2  # the first nucleus is missed
+    poor[0, 0, :] = 0.9  # and a stripe of background is taken for foreground
+    config = PostprocessConfig(threshold=0.5, min_area=0)
+    maps = [good, poor, poor]
+    predicted = postprocess_maps(maps, config, "binary")
+    together = MapScores()
+    together.update(maps, [truth] * 3, predicted, ["a", "b", "c"])
+    first, second = MapScores(), MapScores()
+    first.update(maps[:1], [truth], predicted[:1], ["a"])
+    second.update(maps[1:], [truth] * 2, predicted[1:], ["b", "c"])
+    first.merge(second)
+    assert first.compute() == pytest.approx(together.compute())
+    assert [row["id"] for row in first.rows] == ["a", "b", "c"]
+    assert second.compute()["n_images"] == 2  # the merged-in scores are left as they were
