@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install train test test-slow lint format gallery docs clean-outputs help
+.PHONY: install train test test-slow test-slurm lint format gallery docs clean-outputs help
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -27,6 +27,10 @@ test: $(STAMP) ## Run the test suite: unit tests, then integration tests (not th
 
 test-slow: $(STAMP) ## Run only the tests marked slow (DDP, native-resolution, cross-validation runs); CI runs both
 	$(BIN)/python -m pytest -m slow $(ARGS)
+
+test-slurm: $(STAMP) ## Start a single-node SLURM (scripts/ci/slurm_up.sh, as root) and run the SLURM tests
+	bash scripts/ci/slurm_up.sh
+	$(BIN)/python -m pytest tests/integration/test_slurm.py $(ARGS)
 
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check nuclei tests scripts
