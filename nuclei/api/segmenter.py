@@ -3,8 +3,8 @@
 >>> seg = Segmenter.from_checkpoint("outputs/train/<run>/checkpoints/last.ckpt", device="cpu")
 >>> labels = seg.segment(image)  # (H, W) uint32, 0 background
 
-``nuclei-predict`` is a loop over the same object (:func:`nuclei.inference.segment.
-segment_images`), so an array and the file it was saved to get the same labels.
+``nuclei-predict`` runs the same object over files (:meth:`Segmenter.segment_files`), so an
+array and the file it was saved to get the same labels.
 """
 
 from __future__ import annotations
@@ -25,8 +25,12 @@ from nuclei.inference.device import resolve_device
 from nuclei.inference.images import as_network_image
 from nuclei.inference.maps import Forward, predict_maps
 from nuclei.inference.measure import measure_nuclei
-from nuclei.inference.segment import PredictionSettings
+from nuclei.inference.postprocess_pool import default_workers
+from nuclei.inference.predict_data import default_decode_workers
+from nuclei.inference.segment import FileOptions, PredictionReport
+from nuclei.inference.settings import PredictionSettings
 from nuclei.inference.tta import TestTimeAugmented, tta_transforms
+from nuclei.inference.writers import ImageFileWriter
 from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
 from nuclei.runs.checkpoint import postprocess_of
 from nuclei.runs.members import ensemble_task, load_members
@@ -207,6 +211,36 @@ class Segmenter:
             properties=properties,
             pixel_size_um=pixel_size_um,
         )
+
+    def segment_files(
+        self,
+        source: str | Path,
+        output: str | Path,
+        overwrite: bool = False,
+        progress: bool = True,
+        **files: Any,
+    ) -> PredictionReport:
+        """Segment an image file or folder into ``output``, as ``nuclei-predict`` does.
+
+        Writes each image's ``<id>_mask.png``, ``<id>_labels.tif``, ``<id>_overlay.png`` and
+        the folder's ``nuclei.csv``, ``summary.csv``, ``submission.csv``,
+        ``predict_args.json``; ``files`` are :class:`~nuclei.inference.writers.
+        ImageFileWriter` options (``overlay``, ``pixel_size_um``, ``properties``,
+        ``save_probabilities``, ``roi_zip``). Images already complete in ``output`` are
+        skipped unless ``overwrite``. Returns the report (images, nuclei, failures).
+        """
+        from nuclei.api.file_prediction import segment_folder  # it needs this class
+
+        if "properties" in files and files["properties"] is not None:
+            files["properties"] = tuple(files["properties"])
+        writer = ImageFileWriter(Path(output), **files)
+        options = FileOptions(
+            overwrite=overwrite,
+            decode_workers=default_decode_workers(),
+            postprocess_workers=default_workers(),
+            progress=progress,
+        )
+        return segment_folder(self, source, writer, options)
 
     def describe(self) -> dict[str, Any]:
         """What decides this segmenter's output: checkpoint, target, sizes, postprocessing."""

@@ -6,8 +6,12 @@ a model trained on crops), turns the probabilities into nuclei and writes, per i
 ``<id>_mask.png``, ``<id>_labels.tif`` and ``<id>_overlay.png`` (with
 ``save_probabilities=true`` also ``<id>_probabilities.tif``), and for the whole input
 ``nuclei.csv``, ``summary.csv``, ``submission.csv`` and ``predict_args.json`` (checkpoint and
-its SHA-256, settings, versions; see ``conf/predict.yaml``). Each image goes through
-:class:`nuclei.Segmenter`, the object a notebook uses.
+its SHA-256, settings, versions; see ``conf/predict.yaml``). It runs through a Lightning
+Trainer (:func:`nuclei.api.file_prediction.segment_folder`, also behind
+:meth:`nuclei.Segmenter.segment_files`): ``trainer=ddp trainer.devices=4`` shares a folder out
+among four GPUs, postprocessing runs in worker processes beside the network, and a run
+started again on the same output skips the images already complete (``overwrite=true``
+redoes them).
 """
 
 from __future__ import annotations
@@ -15,18 +19,25 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, ListConfig
 from rich.table import Table
 
-from nuclei.api.predict_args import write_predict_args
+from nuclei.api.file_prediction import PREDICT_TRAINER_OPTIONS, accelerator_of, segment_folder
 from nuclei.api.segmenter import Segmenter
 from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.console import print_table
-from nuclei.inference.image_guard import pillow_pixel_limit
-from nuclei.inference.segment import PredictionReport, find_images, segment_images
-from nuclei.inference.writers import PredictionWriter
+from nuclei.inference.postprocess_pool import default_workers
+from nuclei.inference.predict_data import default_decode_workers
+from nuclei.inference.segment import FileOptions, PredictionReport, TrainerFactory
+from nuclei.inference.writers import ImageFileWriter
 from nuclei.runs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
@@ -59,17 +70,37 @@ def output_directory(cfg: DictConfig) -> Path:
     return RunDir.current(cfg).path
 
 
-def writer_of(cfg: DictConfig) -> PredictionWriter:
+def file_writer_of(cfg: DictConfig) -> ImageFileWriter:
     """The writer of the files ``cfg`` asks for, into :func:`output_directory`."""
     properties = cfg.get("properties")
-    return PredictionWriter(
+    return ImageFileWriter(
         output_directory(cfg),
         overlay=bool(cfg.overlay),
         pixel_size_um=cfg.get("pixel_size_um"),
-        properties=None if properties is None else list(properties),
+        properties=None if properties is None else tuple(properties),
         save_probabilities=bool(cfg.get("save_probabilities", False)),
         roi_zip=bool(cfg.get("roi_zip", False)),
     )
+
+
+def file_options_of(cfg: DictConfig) -> FileOptions:
+    """Pixel limit, overwrite, worker processes and progress bar of ``cfg``."""
+    return FileOptions(
+        max_pixels=int(cfg.max_pixels),
+        overwrite=bool(cfg.get("overwrite", False)),
+        decode_workers=workers_of(cfg.get("decode_workers", "auto"), default_decode_workers),
+        postprocess_workers=workers_of(cfg.get("postprocess_workers", "auto"), default_workers),
+        progress=bool(cfg.progress_bar),
+    )
+
+
+def workers_of(value: Any, default: Any) -> int:
+    """A worker count option: an integer >= 0, or ``auto`` (``default()``)."""
+    if value in (None, "auto"):
+        return int(default())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"a worker count must be an integer >= 0 or auto, got {value!r}")
+    return value
 
 
 def print_report(report: PredictionReport, seconds: float) -> None:
@@ -82,33 +113,44 @@ def print_report(report: PredictionReport, seconds: float) -> None:
     table.add_row("nuclei found", str(report.nuclei))
     table.add_row("nuclei per image", f"{report.nuclei / n:.1f}" if n else "-")
     table.add_row("failed images", str(len(report.failures)))
+    if report.skipped:
+        table.add_row("complete before (skipped)", str(report.skipped))
     table.add_row("time", f"{seconds:.1f} s")
     table.add_row("output", str(report.output_dir))
     print_table(table)  # whole, also in a file or a narrow terminal
+
+
+def trainer_factory(cfg: DictConfig, device: torch.device, output_dir: Path) -> TrainerFactory:
+    """Trainers of ``cfg.trainer`` (trainer=ddp / ddp_cpu split the images among processes),
+    on ``device``'s accelerator, one device unless the trainer preset says how many."""
+    kwargs: dict[str, Any] = {**PREDICT_TRAINER_OPTIONS, "default_root_dir": str(output_dir)}
+    if str(cfg.device) != "auto":
+        kwargs.update(accelerator_of(device))
+        if cfg.trainer.devices not in ("auto", None, 1) and device.type != "cuda":
+            kwargs["devices"] = cfg.trainer.devices  # e.g. device=cpu trainer=ddp_cpu
+    elif cfg.trainer.devices in ("auto", None):
+        kwargs["devices"] = 1  # every visible GPU only when asked: trainer=ddp
+
+    def make(callbacks: list[Callback]) -> L.Trainer:
+        return instantiate(cfg.trainer, callbacks=callbacks, **kwargs)
+
+    return make
 
 
 def predict(cfg: DictConfig) -> PredictionReport:
     """Segment ``cfg.input`` with the checkpoint ``cfg.ckpt_path`` into ``cfg.output``."""
     started = time.perf_counter()
     segmenter = segmenter_of(cfg)
-    paths = find_images(cfg.input)
-    log.info(
-        "Segmenting %d image(s) from %s: %s", len(paths), cfg.input, segmenter.settings.describe()
+    writer = file_writer_of(cfg)
+    report = segment_folder(
+        segmenter,
+        cfg.input,
+        writer,
+        file_options_of(cfg),
+        trainer_factory(cfg, segmenter.settings.device, writer.output_dir),
     )
-    log.info("Target %s; postprocessing %s", segmenter.target, segmenter.postprocess)
-    with (
-        writer_of(cfg) as writer,
-        pillow_pixel_limit(int(cfg.max_pixels)),
-    ):
-        write_predict_args(writer.output_dir, segmenter, input=str(cfg.input))
-        report = segment_images(
-            segmenter,
-            paths,
-            writer,
-            int(cfg.max_pixels),
-            cfg.progress_bar,
-        )
-    print_report(report, time.perf_counter() - started)
+    if rank_zero_only.rank == 0:
+        print_report(report, time.perf_counter() - started)
     return report
 
 

@@ -45,13 +45,14 @@ def _current_umask() -> int:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; renamed to ``path`` if the block succeeds.
 
-    The temporary name is hidden (``.<name>.<random><suffix>``) and keeps the suffix, for
-    writers that choose a format by it; it is removed if the block fails.
+    The temporary name is hidden (``.<name>.partial-<random><suffix>``) and keeps the
+    suffix, for writers that choose a format by it; it is removed if the block fails (a
+    killed process leaves it, for :func:`nuclei.inference.image_records.remove_leftovers`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent
+        prefix=f".{path.name}.partial-", suffix=path.suffix, dir=path.parent
     )
     os.close(descriptor)
     temporary = Path(name)

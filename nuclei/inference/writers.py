@@ -9,11 +9,17 @@ by :func:`nuclei.inference.measure.measure_nuclei` on the file's raw pixels),
 ``ImageId,EncodedPixels``, one row per nucleus; an image without nuclei gets one row with
 empty ``EncodedPixels``). Every file is written atomically (see
 :mod:`nuclei.inference.output_files`).
+
+:class:`ImageFileWriter` writes one image's files and its record
+(:mod:`nuclei.inference.image_records`), in whichever process segments it;
+:func:`write_tables` assembles the three tables from the records of the input's images.
+:class:`PredictionWriter` does both for images written one after another.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -25,6 +31,7 @@ from skimage.segmentation import mark_boundaries
 
 from nuclei.data.sources.io import read_raw_image
 from nuclei.data.sources.rle import rle_encode
+from nuclei.inference.image_records import ImageRecord, save_record
 from nuclei.inference.measure import measure_nuclei, select_properties
 from nuclei.inference.output_files import (
     save_labels,
@@ -63,14 +70,118 @@ def instance_rles(labels: np.ndarray) -> list[tuple[int, str]]:
     return encoded
 
 
-class PredictionWriter:
-    """Writes each segmented image's files and gathers the CSV tables (use as a context).
+@dataclass(frozen=True)
+class ImageFileWriter:
+    """Writes one segmented image's files, then its record (picklable: runs in any process).
 
     ``pixel_size_um`` adds µm columns to ``nuclei.csv`` and calibrates the TIFFs;
     ``properties`` chooses the measurements (``measure_nuclei``'s names);
     ``save_probabilities`` writes ``<id>_probabilities.tif`` for images given their maps;
-    ``roi_zip`` writes ``<id>_rois.zip``. The tables are written when the block ends, also
-    when it ends by an error: they then hold every image finished before it.
+    ``roi_zip`` writes ``<id>_rois.zip``.
+    """
+
+    output_dir: Path
+    overlay: bool = True
+    pixel_size_um: float | None = None
+    properties: tuple[str, ...] | None = None
+    save_probabilities: bool = False
+    roi_zip: bool = False
+
+    def __post_init__(self) -> None:
+        select_properties(self.properties)  # an unknown name fails before any image
+
+    def write(
+        self,
+        image_id: str,
+        source: Path,
+        image: np.ndarray,
+        labels: np.ndarray,
+        raw: np.ndarray | None = None,
+        probabilities: np.ndarray | None = None,
+    ) -> ImageRecord:
+        """Write one image's files, then its record (the mark that it is complete).
+
+        ``image``: the uint8 RGB copy the network saw (drawn under the overlay). ``raw``: the
+        original pixels, measured in ``nuclei.csv`` (read again from ``source`` if not
+        given). ``probabilities``: the (C, H, W) maps, measured (``probability_mean``) and
+        saved if the writer was built with ``save_probabilities``.
+        """
+        labels = np.asarray(labels)
+        raw = read_raw_image(source) if raw is None else raw
+        table = measure_nuclei(
+            raw,
+            labels,
+            probabilities=probabilities,
+            properties=None if self.properties is None else list(self.properties),
+            pixel_size_um=self.pixel_size_um,
+        )
+        files = self._write_image_files(image_id, image, labels, probabilities)
+        table.insert(0, "image", image_id)
+        record = ImageRecord(
+            image_id=image_id,
+            source=str(source),
+            files=files,
+            summary=_summary_row(image_id, source, labels, len(table)),
+            submission=[rle for _, rle in instance_rles(labels)] or [""],
+            nuclei=table,
+        )
+        save_record(self.output_dir, record)
+        return record
+
+    def _write_image_files(
+        self,
+        image_id: str,
+        image: np.ndarray,
+        labels: np.ndarray,
+        probabilities: np.ndarray | None,
+    ) -> list[str]:
+        """The per-image files (mask, labels, and the optional overlay, maps and ROIs)."""
+        out = self.output_dir
+        names = [f"{image_id}_mask.png", f"{image_id}_labels.tif"]
+        save_png(out / names[0], ((labels > 0) * 255).astype(np.uint8))
+        save_labels(out / names[1], labels, self.pixel_size_um)
+        if self.overlay:
+            names.append(f"{image_id}_overlay.png")
+            save_png(out / names[-1], overlay_outlines(image, labels))
+        if self.save_probabilities and probabilities is not None:
+            names.append(f"{image_id}_probabilities.tif")
+            save_probabilities(out / names[-1], probabilities, self.pixel_size_um)
+        if self.roi_zip:
+            names.append(f"{image_id}_rois.zip")
+            save_roi_zip(out / names[-1], labels)
+        return names
+
+
+def write_tables(
+    output_dir: Path, records: Sequence[ImageRecord], properties: Sequence[str] | None = None
+) -> None:
+    """``nuclei.csv``, ``summary.csv`` and ``submission.csv`` of ``records``, in their order."""
+    out = Path(output_dir)
+    save_table(out / "nuclei.csv", _nuclei_table([r.nuclei for r in records], properties))
+    summary = pd.DataFrame([r.summary for r in records], columns=SUMMARY_COLUMNS)
+    save_table(out / "summary.csv", summary)
+    rows = [{"ImageId": r.image_id, "EncodedPixels": rle} for r in records for rle in r.submission]
+    save_table(out / "submission.csv", pd.DataFrame(rows, columns=SUBMISSION_COLUMNS))
+
+
+def _nuclei_table(tables: list[pd.DataFrame], properties: Sequence[str] | None) -> pd.DataFrame:
+    """Every image's nuclei in one table; channels missing from an image are left blank."""
+    measured = [table for table in tables if len(table)]
+    if measured:
+        return pd.concat(measured, ignore_index=True)
+    if tables:
+        return tables[0]
+    # No image written: the header a grey image without probabilities would have.
+    asked = None if properties is None else [p for p in properties if p != "probability_mean"]
+    empty = measure_nuclei(np.zeros((1, 1)), np.zeros((1, 1), np.uint32), properties=asked)
+    return empty.assign(image="")[["image", *empty.columns]]
+
+
+class PredictionWriter:
+    """Writes images one after another and their tables when the block ends (a context).
+
+    Options as :class:`ImageFileWriter`. The tables are written also when the block ends by
+    an error: they then hold every image finished before it.
     """
 
     def __init__(
@@ -82,21 +193,21 @@ class PredictionWriter:
         save_probabilities: bool = False,
         roi_zip: bool = False,
     ) -> None:
-        select_properties(properties)  # an unknown name fails before any image is segmented
-        self.output_dir = Path(output_dir)
-        self.overlay = overlay
-        self.pixel_size_um = pixel_size_um
-        self.properties = properties
-        self.save_probabilities = save_probabilities
-        self.roi_zip = roi_zip
+        self.files = ImageFileWriter(
+            Path(output_dir),
+            overlay=overlay,
+            pixel_size_um=pixel_size_um,
+            properties=None if properties is None else tuple(properties),
+            save_probabilities=save_probabilities,
+            roi_zip=roi_zip,
+        )
+        self.output_dir = self.files.output_dir
         self._open = False
-        self._nuclei: list[pd.DataFrame] = []
-        self._summary: list[dict[str, Any]] = []
-        self._submission: list[dict[str, str]] = []
+        self._records: list[ImageRecord] = []
 
     def __enter__(self) -> PredictionWriter:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        self._nuclei, self._summary, self._submission = [], [], []
+        self._records = []
         self._open = True
         return self
 
@@ -107,7 +218,7 @@ class PredictionWriter:
         traceback: TracebackType | None,
     ) -> None:
         self._open = False
-        self._write_tables()
+        write_tables(self.output_dir, self._records, self.files.properties)
 
     def write(
         self,
@@ -118,71 +229,13 @@ class PredictionWriter:
         raw: np.ndarray | None = None,
         probabilities: np.ndarray | None = None,
     ) -> int:
-        """Write one image's files and table rows; returns its number of nuclei.
-
-        ``image``: the uint8 RGB copy the network saw (drawn under the overlay). ``raw``: the
-        original pixels, measured in ``nuclei.csv`` (read again from ``source`` if not
-        given). ``probabilities``: the (C, H, W) maps, measured (``probability_mean``) and
-        saved if the writer was built with ``save_probabilities``.
-        """
+        """Write one image's files and table rows (see :meth:`ImageFileWriter.write`);
+        returns its number of nuclei."""
         if not self._open:
             raise RuntimeError("PredictionWriter must be used inside a `with` block")
-        labels = np.asarray(labels)
-        raw = read_raw_image(source) if raw is None else raw
-        table = measure_nuclei(
-            raw,
-            labels,
-            probabilities=probabilities,
-            properties=self.properties,
-            pixel_size_um=self.pixel_size_um,
-        )
-        self._write_image_files(image_id, image, labels, probabilities)
-        table.insert(0, "image", image_id)
-        self._nuclei.append(table)
-        self._summary.append(_summary_row(image_id, source, labels, len(table)))
-        encoded = instance_rles(labels) or [(0, "")]
-        self._submission += [{"ImageId": image_id, "EncodedPixels": rle} for _, rle in encoded]
-        return len(table)
-
-    def _write_image_files(
-        self,
-        image_id: str,
-        image: np.ndarray,
-        labels: np.ndarray,
-        probabilities: np.ndarray | None,
-    ) -> None:
-        """The per-image files: mask, labels, and the optional overlay, maps and ROIs."""
-        out = self.output_dir
-        save_png(out / f"{image_id}_mask.png", ((labels > 0) * 255).astype(np.uint8))
-        save_labels(out / f"{image_id}_labels.tif", labels, self.pixel_size_um)
-        if self.overlay:
-            save_png(out / f"{image_id}_overlay.png", overlay_outlines(image, labels))
-        if self.save_probabilities and probabilities is not None:
-            path = out / f"{image_id}_probabilities.tif"
-            save_probabilities(path, probabilities, self.pixel_size_um)
-        if self.roi_zip:
-            save_roi_zip(out / f"{image_id}_rois.zip", labels)
-
-    def _write_tables(self) -> None:
-        """``nuclei.csv``, ``summary.csv`` and ``submission.csv`` of the images written."""
-        out = self.output_dir
-        save_table(out / "nuclei.csv", self._nuclei_table())
-        save_table(out / "summary.csv", pd.DataFrame(self._summary, columns=SUMMARY_COLUMNS))
-        submission = pd.DataFrame(self._submission, columns=SUBMISSION_COLUMNS)
-        save_table(out / "submission.csv", submission)
-
-    def _nuclei_table(self) -> pd.DataFrame:
-        """Every image's nuclei in one table; channels missing from an image are left blank."""
-        measured = [table for table in self._nuclei if len(table)]
-        if measured:
-            return pd.concat(measured, ignore_index=True)
-        if self._nuclei:
-            return self._nuclei[0]
-        # No image written: the header a grey image without probabilities would have.
-        asked = self.properties
-        properties = None if asked is None else [p for p in asked if p != "probability_mean"]
-        empty = measure_nuclei(np.zeros((1, 1)), np.zeros((1, 1), np.uint32), properties=properties)
-        return empty.assign(image="")[["image", *empty.columns]]
+        record = self.files.write(image_id, source, image, labels, raw, probabilities)
+        self._records.append(record)
+        return record.count
 
 
 def _summary_row(image_id: str, source: Path, labels: np.ndarray, count: int) -> dict[str, Any]:

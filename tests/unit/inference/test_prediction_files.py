@@ -136,7 +136,8 @@ def test_tables_and_files_of_finished_images_survive_an_error(tmp_path: Path) ->
     assert summary["nuclei"].tolist() == [2]
     submission = pd.read_csv(out / "submission.csv")
     assert submission["ImageId"].tolist() == ["deep", "deep"]
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert (out / ".nuclei-predict" / "deep.json").is_file()  # its completion record
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "deep_labels.tif",
         "deep_mask.png",
         "deep_overlay.png",
@@ -163,7 +164,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_one(
     with pytest.raises(OSError, match="disk full"):
         write_one(out, source, labels * 0)
     assert (out / "deep_labels.tif").read_bytes() == before
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert not [p.name for p in out.rglob(".*.partial-*")]
 
 
 def test_an_unknown_property_is_refused_before_any_image(tmp_path: Path) -> None:

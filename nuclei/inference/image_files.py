@@ -1,0 +1,112 @@
+"""The images a prediction reads: found in a folder, decoded in DataLoader workers.
+
+:func:`find_images` lists the files to segment; :class:`ImageFiles` is the dataset
+``nuclei-predict`` feeds to ``trainer.predict``. A file that cannot be read (damaged,
+oversized, an unsupported layout) becomes a :class:`LoadedImage` carrying the error, so one bad
+file is reported and skipped without stopping the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from nuclei.data.sources.io import IMAGE_SUFFIXES, ImageReadError, read_raw_image
+from nuclei.inference.image_guard import pillow_pixel_limit, refuse_oversized
+from nuclei.inference.images import as_network_image
+
+
+@dataclass
+class LoadedImage:
+    """One input file, decoded: its raw pixels (measured) and the network's uint8 RGB copy.
+
+    ``error`` names the file and what was wrong when it could not be read; the arrays are
+    then None.
+    """
+
+    image_id: str
+    path: Path
+    raw: np.ndarray | None = None
+    image: np.ndarray | None = None
+    error: str | None = None
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """The visible files of ``folder`` with an image suffix."""
+    return [
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+    ]
+
+
+def find_images(path: str | Path) -> list[Path]:
+    """The images to segment: a file, or a folder's image files (Kaggle ``<id>/images/`` too).
+
+    Hidden files and files without an image suffix are ignored; two images with the same
+    id (file stem) are refused, since their outputs would collide.
+    """
+    path = Path(path).expanduser()
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: input file or folder not found")
+    found = _images_in(path)
+    for sub in sorted(d for d in path.iterdir() if d.is_dir() and (d / "images").is_dir()):
+        found += _images_in(sub / "images")
+    if not found:
+        raise FileNotFoundError(
+            f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in it or in <id>/images/ below it"
+        )
+    by_id: dict[str, list[Path]] = {}
+    for image in found:
+        by_id.setdefault(image.stem, []).append(image)
+    clashes = {k: v for k, v in by_id.items() if len(v) > 1}
+    if clashes:
+        listed = "; ".join(", ".join(str(p) for p in v) for v in list(clashes.values())[:5])
+        raise ValueError(f"{len(clashes)} image id(s) occur twice (same file stem): {listed}")
+    return sorted(found, key=lambda p: p.stem)
+
+
+def read_for_segmenting(path: Path, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """A file's raw pixels (for measuring) and the uint8 RGB copy the network sees.
+
+    The copy is made from the raw pixels by the API's own :func:`as_network_image`, which
+    is what :func:`~nuclei.data.sources.io.read_image` makes of the file; raises
+    ImageReadError, ImageTooLargeError or another ValueError naming the file.
+    """
+    refuse_oversized(path, max_pixels)
+    with pillow_pixel_limit(max_pixels):
+        raw = read_raw_image(path)
+    try:
+        return raw, as_network_image(raw)
+    except ValueError as exc:
+        raise ImageReadError(f"{path}: {exc}") from exc
+
+
+class ImageFiles(Dataset[LoadedImage]):
+    """Image files as :class:`LoadedImage` items; unreadable ones carry their error."""
+
+    def __init__(self, paths: Sequence[Path], max_pixels: int) -> None:
+        self.paths = list(paths)
+        self.max_pixels = int(max_pixels)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> LoadedImage:
+        path = self.paths[index]
+        try:
+            raw, image = read_for_segmenting(path, self.max_pixels)
+        except ValueError as exc:  # ImageReadError, ImageTooLargeError: named in the message
+            return LoadedImage(path.stem, path, error=str(exc))
+        return LoadedImage(path.stem, path, raw=raw, image=image)
+
+
+def keep_as_list(items: list[LoadedImage]) -> list[LoadedImage]:
+    """DataLoader ``collate_fn``: images of different sizes stay a list (no stacking)."""
+    return list(items)

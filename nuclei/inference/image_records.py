@@ -1,0 +1,185 @@
+"""What a prediction keeps of each finished image, so an interrupted run continues where it stopped.
+
+Once every file of an image is written, its record (``<output>/.nuclei-predict/<id>.json``:
+the files, its ``summary.csv`` row, its ``submission.csv`` rows and its ``nuclei.csv`` table)
+is written atomically, last. An image is complete when its record is there and names only
+files that are there: a run started again on the same output skips it, and the tables of the
+whole input are assembled from the records, so they come out the same whether the images were
+segmented in one run, in several, or by several processes. An image that failed leaves a
+``<id>.failed.json`` record with the error instead, removed once it succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nuclei.inference.output_files import atomic_path
+
+#: The hidden folder of a prediction's output that holds the records.
+RECORDS_DIR = ".nuclei-predict"
+#: The settings of the prediction the records belong to, in the records folder.
+SETTINGS_FILE = "settings.json"
+
+
+@dataclass
+class ImageRecord:
+    """One segmented image: its files, table rows and the nuclei measured on it."""
+
+    image_id: str
+    source: str
+    files: list[str]
+    summary: dict[str, Any]
+    submission: list[str]
+    nuclei: pd.DataFrame = field(repr=False)
+
+    @property
+    def count(self) -> int:
+        """Number of nuclei found."""
+        return len(self.nuclei)
+
+
+def records_dir(output_dir: Path) -> Path:
+    """The folder of the records of a prediction into ``output_dir``."""
+    return Path(output_dir) / RECORDS_DIR
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value of a table cell (NaN as null)."""
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _table_json(table: pd.DataFrame) -> dict[str, Any]:
+    """A table as columns, dtypes and column-wise values, exact for floats (``repr``)."""
+    return {
+        "columns": [str(c) for c in table.columns],
+        "dtypes": [str(t) for t in table.dtypes],
+        "values": [[_plain(v) for v in table[c].tolist()] for c in table.columns],
+    }
+
+
+def _table_of(stored: dict[str, Any]) -> pd.DataFrame:
+    """The table :func:`_table_json` stored, with its dtypes."""
+    columns = stored["columns"]
+    table = pd.DataFrame(dict(zip(columns, stored["values"], strict=True)), columns=columns)
+    return table.astype(dict(zip(columns, stored["dtypes"], strict=True)))
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> None:
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(record, sort_keys=True) + "\n")
+
+
+def save_record(output_dir: Path, record: ImageRecord) -> Path:
+    """Write ``record`` atomically; an earlier failure record of the image is removed."""
+    path = records_dir(output_dir) / f"{record.image_id}.json"
+    _write_json(
+        path,
+        {
+            "image": record.image_id,
+            "source": record.source,
+            "files": record.files,
+            "summary": {k: _plain(v) for k, v in record.summary.items()},
+            "submission": record.submission,
+            "nuclei": _table_json(record.nuclei),
+        },
+    )
+    (records_dir(output_dir) / f"{record.image_id}.failed.json").unlink(missing_ok=True)
+    return path
+
+
+def load_record(output_dir: Path, image_id: str) -> ImageRecord | None:
+    """The record of a complete image: None when missing, unreadable, or a file is gone."""
+    path = records_dir(output_dir) / f"{image_id}.json"
+    try:
+        stored = json.loads(path.read_text())
+        record = ImageRecord(
+            image_id=stored["image"],
+            source=stored["source"],
+            files=list(stored["files"]),
+            summary=dict(stored["summary"]),
+            submission=list(stored["submission"]),
+            nuclei=_table_of(stored["nuclei"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not all((Path(output_dir) / name).is_file() for name in record.files):
+        return None
+    return record
+
+
+def complete_images(output_dir: Path, image_ids: Iterable[str]) -> set[str]:
+    """The ids among ``image_ids`` whose record and files are all in ``output_dir``."""
+    return {i for i in image_ids if load_record(output_dir, i) is not None}
+
+
+def forget_images(output_dir: Path, image_ids: Iterable[str]) -> None:
+    """Remove the records of ``image_ids`` (they are redone: incomplete until written)."""
+    for image_id in image_ids:
+        (records_dir(output_dir) / f"{image_id}.json").unlink(missing_ok=True)
+        (records_dir(output_dir) / f"{image_id}.failed.json").unlink(missing_ok=True)
+
+
+def check_settings(output_dir: Path, settings: dict[str, Any], overwrite: bool) -> None:
+    """Refuse to continue a prediction made with other settings; record these settings.
+
+    ``settings``: what decides the output files (checkpoint digest, sizes, postprocessing,
+    file options). An earlier run's differ: ValueError naming the differing keys, unless
+    ``overwrite`` (every image is then redone).
+    """
+    path = records_dir(output_dir) / SETTINGS_FILE
+    stored = _read_json(path)
+    plain = json.loads(json.dumps(settings, sort_keys=True, default=str))
+    if stored is not None and stored != plain and not overwrite:
+        differing = sorted(k for k in set(stored) | set(plain) if stored.get(k) != plain.get(k))
+        raise ValueError(
+            f"{output_dir} holds a prediction made with other settings (differing: "
+            f"{', '.join(differing)}); pass overwrite=true to redo every image with these, "
+            "or choose another output folder"
+        )
+    _write_json(path, plain)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def save_failure(output_dir: Path, image_id: str, source: str, error: str) -> None:
+    """Record that an image could not be segmented, and why (the message names the file)."""
+    path = records_dir(output_dir) / f"{image_id}.failed.json"
+    _write_json(path, {"image": image_id, "source": source, "error": error})
+
+
+def load_failure(output_dir: Path, image_id: str) -> str | None:
+    """The error recorded for an image that failed, or None."""
+    path = records_dir(output_dir) / f"{image_id}.failed.json"
+    try:
+        return str(json.loads(path.read_text())["error"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def remove_leftovers(output_dir: Path) -> list[Path]:
+    """Delete the hidden temporary files a killed run left (``.<name>.<random><suffix>``).
+
+    Only files an atomic write names that way are removed (beside the outputs and in the
+    records folder); call it before any process of a new run starts writing.
+    """
+    removed = []
+    for folder in (Path(output_dir), records_dir(output_dir)):
+        if not folder.is_dir():
+            continue
+        for path in folder.glob(".*.partial-*"):
+            if path.is_file():
+                path.unlink()
+                removed.append(path)
+    return removed

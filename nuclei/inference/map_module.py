@@ -1,0 +1,58 @@
+"""The network's part of a prediction as a LightningModule, for ``trainer.predict``.
+
+:class:`ProbabilityMaps` runs a trained network (one checkpoint, an ensemble, with or without
+test-time augmentation) on batches of :class:`~nuclei.inference.image_files.LoadedImage` the
+way the run was trained (:func:`nuclei.inference.maps.predict_maps`: resized, or tiled at
+native resolution) on whatever device the Trainer gave this process. The Trainer shares the
+images out among its processes (each image to one of them) and the prediction writer
+callback postprocesses and writes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import lightning as L
+import numpy as np
+from torch import nn
+
+from nuclei.inference.image_files import LoadedImage
+from nuclei.inference.maps import predict_maps
+from nuclei.inference.settings import PredictionSettings
+
+
+@dataclass
+class PredictedImage:
+    """One loaded image with its probability maps (C, H, W), or its error when unreadable."""
+
+    loaded: LoadedImage
+    maps: np.ndarray | None
+
+
+class ProbabilityMaps(L.LightningModule):
+    """Probability maps of image files, by a network with its prediction settings."""
+
+    def __init__(self, net: nn.Module, settings: PredictionSettings) -> None:
+        super().__init__()
+        self.net = net.eval()
+        self.settings = settings
+
+    def predict_step(
+        self, batch: list[LoadedImage], batch_idx: int, dataloader_idx: int = 0
+    ) -> list[PredictedImage]:
+        """Maps of the readable images of ``batch``; unreadable ones pass through unmapped."""
+        readable = [item for item in batch if item.error is None]
+        s = self.settings
+        maps = predict_maps(
+            self.net,
+            [item.image for item in readable],
+            size_mode=s.size_mode,
+            image_size=s.image_size,
+            tile=s.tile,
+            overlap=s.overlap,
+            batch_size=s.batch_size,
+            device=self.device,
+            intensity=s.intensity,
+        )
+        by_id = {item.image_id: m for item, m in zip(readable, maps, strict=True)}
+        return [PredictedImage(item, by_id.get(item.image_id)) for item in batch]

@@ -1,0 +1,48 @@
+"""The data module of a prediction: image files served to ``trainer.predict``.
+
+Images are decoded in DataLoader worker processes while the network works on the previous
+batch; under DDP the Trainer gives each process its own share of the files (Lightning's
+unrepeated sampler for prediction: every image to exactly one process).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from nuclei.inference.image_files import ImageFiles, keep_as_list
+
+
+def default_decode_workers() -> int:
+    """DataLoader workers decoding images: one per four cores, at least one, at most four."""
+    return max(1, min(4, (os.cpu_count() or 2) // 4))
+
+
+class ImageFilesDataModule(L.LightningDataModule):
+    """Serves ``paths`` in order, ``images_per_batch`` at a time, decoded by ``workers``."""
+
+    def __init__(
+        self, paths: Sequence[Path], max_pixels: int, images_per_batch: int, workers: int
+    ) -> None:
+        super().__init__()
+        if images_per_batch < 1:
+            raise ValueError(f"images per batch must be >= 1, got {images_per_batch}")
+        if workers < 0:
+            raise ValueError(f"decode workers must be >= 0, got {workers}")
+        self.images = ImageFiles(paths, max_pixels)
+        self.images_per_batch = images_per_batch
+        self.workers = workers
+
+    def predict_dataloader(self) -> DataLoader:
+        """The images in order, as lists of :class:`~nuclei.inference.image_files.LoadedImage`."""
+        return DataLoader(
+            self.images,
+            batch_size=self.images_per_batch,
+            shuffle=False,
+            num_workers=self.workers,
+            collate_fn=keep_as_list,
+        )
