@@ -1,46 +1,192 @@
-"""Prediction throughput (megapixels/s) and peak memory of tiled inference on a large image.
+"""Prediction throughput: planned windows vs whole-image forwards, postprocessing, nuclei-predict.
 
-python scripts/benchmark_predict.py                       # 4096x4096, default U-Net, tiled
-python scripts/benchmark_predict.py --size 2048 --tile 256 --batch-size 8 --device cuda
+python scripts/benchmark_predict.py --out predict.json            # 64 x 1024^2 + one 4096^2
+python scripts/benchmark_predict.py --count 4 --large-size 2048   # a quick run
+python scripts/benchmark_predict.py --device cuda --out gpu.json
 python scripts/benchmark_predict.py --ckpt outputs/train/<run>/checkpoints/last.ckpt
 
-Times the network part (:func:`nuclei.inference.tiling.tiled_predict`) and, separately, the
-postprocessing into instances, after one warm-up window (see
-:func:`nuclei.benchmarks.large_image.time_large_image`). Weights are random unless ``--ckpt``
-is given: throughput does not depend on them.
+On a folder of ``--count`` synthetic ``--size`` images (written as PNG) and one
+``--large-size`` image, with the default U-Net in crop mode (a checkpoint with random weights
+unless ``--ckpt``; throughput does not depend on them), it measures:
+(a) one whole-image forward per image (the baseline) and (b) the network on the windows
+planned from the memory budget (``predict_maps`` in crop mode), alternated chunk by chunk,
+as seconds per image, their ratio and Mpx/s, with the largest difference of their maps;
+(c) postprocessing alone (Mpx/s); (d) the whole ``nuclei-predict`` on the folder, in its
+own process (Mpx/s, and its ratio to the network alone and to min(network, postprocessing));
+(e) peak memory of each: resident set size, and GPU memory with ``--device cuda``.
+Figures are printed and, with ``--out``, written as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from nuclei.benchmarks.large_image import random_unet, time_large_image
-from nuclei.runs.checkpoint import load_run, restore_task
+from nuclei.benchmarks.large_image import time_network, time_postprocess
+from nuclei.benchmarks.predict_command import run_predict
+from nuclei.benchmarks.predict_inputs import benchmark_images, write_folder, write_random_checkpoint
+from nuclei.runs.checkpoint import CONFIG_KEY, load_run, postprocess_of, restore_task
 
 
-def main() -> None:
-    """Parse arguments, run the benchmark, print a JSON line of results."""
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=4096, help="image side in pixels")
-    parser.add_argument("--tile", type=int, default=512)
-    parser.add_argument("--overlap", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
+    parser.add_argument("--count", type=int, default=64, help="images in the folder")
+    parser.add_argument("--size", type=int, default=1024, help="side of the folder's images")
+    parser.add_argument("--large-size", type=int, default=4096, help="0: no large image")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--ckpt", default=None, help="a nuclei checkpoint (default: random U-Net)")
+    parser.add_argument("--batch-size", type=int, default=8, help="images/windows per pass")
+    parser.add_argument("--budget-gib", type=float, default=None, help="default: the device's")
+    parser.add_argument("--repeats", type=int, default=1, help="passes over the large image")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    args = parser.parse_args()
+    parser.add_argument("--ckpt", type=Path, default=None, help="default: random weights")
+    parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary one")
+    parser.add_argument("--skip-predict", action="store_true", help="no nuclei-predict run")
+    parser.add_argument(
+        "--predict-arg", action="append", default=[], help="extra nuclei-predict KEY=VALUE"
+    )
+    return parser.parse_args(argv)
+
+
+def predict_overrides(folder_plan: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """nuclei-predict options giving it the folder's planned windows (its tile and overlap
+    options take one side), the batch size and crop mode, then ``--predict-arg``."""
+    height, width = folder_plan["tile"]
+    overrides = [f"batch_size={args.batch_size}", "size_mode=crop"]
+    if height == width:
+        overrides += [f"tile={height}", f"overlap={folder_plan['overlap']}"]
+    return overrides + list(args.predict_arg)
+
+
+def progress(message: str) -> None:
+    """Say on stderr which phase runs (the figures come at the end, on stdout)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def network_figures(
+    net: Any, images: list, device: torch.device, args: argparse.Namespace, run: Any, repeats: int
+) -> dict[str, Any]:
+    """(a), (b), (c) and (e) for some images of one size."""
+    budget = args.budget_gib * 2**30 if args.budget_gib else None
+    figures, maps = time_network(net, images, device, args.batch_size, budget, repeats)
+    figures.update(time_postprocess(maps, postprocess_of(run), run.target))
+    return {"size": images[0].shape[0], **figures}
+
+
+def predict_figures(
+    ckpt: Path, folder: Path, work: Path, folder_figures: dict[str, Any], args: argparse.Namespace
+) -> dict[str, Any]:
+    """(d): nuclei-predict on the folder, and on one tiny image for its fixed cost (start,
+    imports, checkpoint), giving also the steady throughput past that cost."""
+    overrides = predict_overrides(folder_figures["plan"], args)
+    tiny = write_folder(benchmark_images(1, 32), work / "tiny")
+    fixed = run_predict(ckpt, tiny, work / "predicted-tiny", args.device, overrides)
+    megapixels = args.count * args.size**2 / 1e6
+    whole = run_predict(ckpt, folder, work / "predicted", args.device, overrides, megapixels)
+    whole["fixed_cost_s"] = fixed["wall_s"]
+    steady_s = whole["wall_s"] - fixed["wall_s"]
+    whole["steady_mpx_s"] = round(megapixels / steady_s, 3) if steady_s > 0 else None
+    network = folder_figures["network_mpx_s"]
+    slowest = min(network, folder_figures["postprocess_mpx_s"])
+    for key in ("mpx_s", "steady_mpx_s"):
+        if whole.get(key):
+            whole[f"{key}_vs_network"] = round(whole[key] / network, 3)
+            whole[f"{key}_vs_min_network_postprocess"] = round(whole[key] / slowest, 3)
+    return whole
+
+
+def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Every figure of the benchmark, in the folder ``work``."""
+    device = torch.device(args.device)
+    images = benchmark_images(args.count, args.size)
+    folder = write_folder(images, work / "images")
+    ckpt = args.ckpt or write_random_checkpoint(work / "run/checkpoints/random.ckpt", CONFIG_KEY)
+    run = load_run(ckpt)
+    net = restore_task(run).to(device)
+    figures: dict[str, Any] = {"settings": settings_of(args, ckpt)}
+    progress(f"network and postprocessing on {args.count} images of {args.size}^2")
+    figures["folder"] = network_figures(net, images, device, args, run, 1)
+    del images
+    if args.large_size:
+        large = benchmark_images(1, args.large_size, seed=100)
+        progress(f"network and postprocessing on one {args.large_size}^2 image")
+        figures["large"] = network_figures(net, large, device, args, run, args.repeats)
+        del large
+    if not args.skip_predict:
+        progress("nuclei-predict on the folder")
+        figures["nuclei_predict"] = predict_figures(ckpt, folder, work, figures["folder"], args)
+    return figures
+
+
+def settings_of(args: argparse.Namespace, ckpt: Path) -> dict[str, Any]:
+    """What the figures were measured with."""
+    return {
+        "device": args.device,
+        "threads": torch.get_num_threads(),
+        "count": args.count,
+        "size": args.size,
+        "large_size": args.large_size,
+        "batch_size": args.batch_size,
+        "budget_gib": args.budget_gib,
+        "checkpoint": str(ckpt) if args.ckpt else "random weights (default recipe, crop mode)",
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
+    }
+
+
+def report(figures: dict[str, Any]) -> str:
+    """The headline figures, one line each."""
+    lines = []
+    for key in ("folder", "large"):
+        if key in figures:
+            f = figures[key]
+            plan = f["plan"]
+            lines.append(
+                f"{key} {f['images']} x {f['size']}^2: windows {plan['windows']} of "
+                f"{plan['tile'][0]}x{plan['tile'][1]} (overlap {plan['overlap']}, batch "
+                f"{plan['batch_size']}); network {f['network_s_per_image']} s/image vs whole "
+                f"forward {f['whole_s_per_image']} s = {f['network_vs_whole']}x, "
+                f"{f['network_mpx_s']} Mpx/s, max |diff| {f['max_abs_difference']:.1e}, "
+                f"peak RSS {f['network_peak_rss_mib']:.0f} MiB (whole forward "
+                f"{f['whole_peak_rss_mib']:.0f}); postprocessing {f['postprocess_mpx_s']} Mpx/s"
+            )
+    whole = figures.get("nuclei_predict")
+    if whole:
+        lines.append(
+            f"nuclei-predict on the folder: exit {whole['returncode']}, {whole['wall_s']} s, "
+            f"{whole.get('mpx_s')} Mpx/s = {whole.get('mpx_s_vs_network')}x the network, "
+            f"{whole.get('mpx_s_vs_min_network_postprocess')}x min(network, postprocessing); "
+            f"past its fixed cost of {whole['fixed_cost_s']} s: {whole.get('steady_mpx_s')} "
+            f"Mpx/s = {whole.get('steady_mpx_s_vs_network')}x the network; "
+            f"peak RSS {whole['peak_rss_mib']:.0f} MiB"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark, print its figures, write them to ``--out``."""
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    net = restore_task(load_run(args.ckpt)) if args.ckpt else random_unet()
-    device = torch.device(args.device)
-    print(
-        json.dumps(
-            time_large_image(net, args.size, args.tile, args.overlap, args.batch_size, device)
-        )
-    )
+    if args.workdir:
+        figures = measure(args, args.workdir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="nuclei-bench-") as work:
+            figures = measure(args, Path(work))
+    print(report(figures))
+    print(json.dumps(figures, indent=1))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(figures, indent=1) + "\n")
 
 
 if __name__ == "__main__":

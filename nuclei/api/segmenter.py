@@ -42,10 +42,11 @@ def prediction_settings(
     stored_data: Mapping[str, Any],
     size_mode: str | None = None,
     image_size: int | None = None,
-    tile: int = 512,
-    overlap: int = 64,
+    tile: int | None = None,
+    overlap: int | None = None,
     batch_size: int = 8,
     device: str | torch.device = "auto",
+    memory_budget: float | None = None,
 ) -> PredictionSettings:
     """How images meet the network: the training run's ``data.size`` (mode, default resize,
     and ``image_size``) unless ``size_mode`` or ``image_size`` are given, and its
@@ -60,11 +61,12 @@ def prediction_settings(
     return PredictionSettings(
         size_mode=size_mode,
         image_size=int(image_size or 0),
-        tile=int(tile),
-        overlap=int(overlap),
+        tile=None if tile is None else int(tile),
+        overlap=None if overlap is None else int(overlap),
         batch_size=int(batch_size),
         device=device if isinstance(device, torch.device) else resolve_device(str(device)),
         intensity=as_config(IntensityConfig, stored_data.get("intensity")),
+        memory_budget=memory_budget,
     )
 
 
@@ -105,11 +107,12 @@ class Segmenter:
         postprocess: Mapping[str, Any] | DictConfig | None = None,
         tuned_postprocess: bool = True,
         batch_size: int = 8,
-        tile: int = 512,
-        overlap: int = 64,
+        tile: int | None = None,
+        overlap: int | None = None,
         size_mode: str | None = None,
         image_size: int | None = None,
         tta: str = "none",
+        memory_budget: float | None = None,
     ) -> Segmenter:
         """Load a ``nuclei-train`` checkpoint with its run's size mode, target and
         postprocessing (tuned by ``nuclei-tune`` when ``tuned_postprocess`` and present).
@@ -120,7 +123,10 @@ class Segmenter:
         postprocessing is used).
 
         ``postprocess`` overrides single settings (``{"threshold": 0.4}``); ``size_mode`` and
-        ``image_size`` override the run's own (``tile`` and ``overlap``: crop mode only).
+        ``image_size`` override the run's own. Crop mode runs whole images when their forward
+        fits ``memory_budget`` (bytes; None: the device's default), else the largest windows
+        that fit, overlapping by the network's receptive field; ``tile`` and ``overlap`` fix
+        the windows instead.
         ``tta`` (``none``, ``flips``, ``d4``) averages the probabilities over flipped or
         rotated copies of each image (:mod:`nuclei.inference.tta`). Raises
         :class:`nuclei.runs.checkpoint.CheckpointError` for an unreadable checkpoint,
@@ -129,7 +135,7 @@ class Segmenter:
         runs = load_members(path, trust=trust_checkpoint)
         run = runs[0]
         settings = prediction_settings(
-            run.config.data, size_mode, image_size, tile, overlap, batch_size, device
+            run.config.data, size_mode, image_size, tile, overlap, batch_size, device, memory_budget
         )
         tta_transforms(tta)  # refuse an unknown mode before loading anything else
         settings.tta = tta
@@ -169,6 +175,7 @@ class Segmenter:
             batch_size=s.batch_size,
             device=s.device,
             intensity=s.intensity,
+            memory_budget=s.memory_budget,
         )
 
     def probabilities(self, image: np.ndarray, channel: int | None = None) -> np.ndarray:

@@ -1,65 +1,151 @@
-"""Throughput and peak memory of tiled inference, and of postprocessing, on one large image."""
+"""Network time of planned windows against one whole-image forward, and of postprocessing.
+
+:func:`time_network` runs the same images both ways, alternated chunk by chunk so that both
+see the same machine load: planned windows (:func:`nuclei.inference.maps.predict_maps` in
+crop mode, as ``nuclei-predict`` runs a crop-mode model) and one whole-image forward pass
+per image (the baseline). :func:`time_postprocess` times the maps' postprocessing alone.
+"""
 
 from __future__ import annotations
 
+import statistics
 import time
+from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from nuclei.benchmarks.resources import peak_rss_mb, synchronize
-from nuclei.inference.tiling import tile_starts, tiled_predict
-from nuclei.instances.postprocess import PostprocessConfig, instances_from_probability
+from nuclei.benchmarks.memory_sampler import PeakMemory
+from nuclei.benchmarks.resources import synchronize
+from nuclei.inference.maps import Forward, predict_maps
+from nuclei.inference.network_profile import network_profile
+from nuclei.inference.resizing import to_tensor
+from nuclei.inference.window_plan import choose_windows, default_memory_budget
+from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
 from nuclei.models.unet import build_unet
 
 
-def random_unet() -> nn.Module:
-    """The default U-Net (depth 4, 32 base channels) with seeded random weights, in eval mode."""
-    torch.manual_seed(0)
-    return build_unet().eval()
+def random_unet(seed: int = 0) -> nn.Module:
+    """The default recipe's U-Net (conf/model/unet.yaml: depth 4, 16 base channels, one
+    output channel for the binary target) with seeded random weights, in eval mode."""
+    torch.manual_seed(seed)
+    return build_unet(in_channels=3, out_channels=1, depth=4, base_channels=16).eval()
 
 
-def time_large_image(
-    net: nn.Module, size: int, tile: int, overlap: int, batch_size: int, device: torch.device
-) -> dict[str, Any]:
-    """Network and postprocessing time of a random ``size`` square image, tiled.
+@torch.inference_mode()
+def whole_forward(net: Forward, image: np.ndarray, device: torch.device) -> np.ndarray:
+    """Probability maps (C, H, W) of an (H, W, 3) uint8 image in one forward pass."""
+    batch = to_tensor(image)[None].to(device)
+    return torch.sigmoid(net(batch)).float().cpu()[0].numpy()
 
-    One ``tile`` window is predicted first (a warm-up). Peak memory is the process's peak
-    resident set size (Python, torch and the image included) and, on a GPU,
-    ``torch.cuda.max_memory_allocated``.
-    """
-    net = net.to(device)
-    image = torch.rand(3, size, size, generator=torch.Generator().manual_seed(0))
-    tiled_predict(net, image[:, :tile, :tile], tile, overlap, 1)  # warm-up
-    if device.type == "cuda":
+
+def _timed(call: Any, device: torch.device, peaks: dict[str, float], key: str) -> tuple[Any, float]:
+    """``call()``, its wall-clock seconds, and its peak memory folded into ``peaks``."""
+    with PeakMemory(device) as peak:
+        started = time.perf_counter()
+        result = call()
         synchronize(device)
-        torch.cuda.reset_peak_memory_stats()
-    baseline = peak_rss_mb()
-    started = time.perf_counter()
-    prob = tiled_predict(net, image, tile, overlap, batch_size, device=device)
-    synchronize(device)
-    network_s = time.perf_counter() - started
-    started = time.perf_counter()
-    labels = instances_from_probability(prob[0].numpy(), PostprocessConfig())
-    postprocess_s = time.perf_counter() - started
-    megapixels = size * size / 1e6
-    result = {
-        "size": size,
-        "tile": tile,
-        "overlap": overlap,
-        "batch_size": batch_size,
-        "windows": len(tile_starts(size, tile, overlap)) ** 2,
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "network_s": round(network_s, 2),
-        "network_mpx_per_s": round(megapixels / network_s, 3),
-        "postprocess_s": round(postprocess_s, 2),
-        "end_to_end_mpx_per_s": round(megapixels / (network_s + postprocess_s), 3),
-        "peak_rss_mib": round(peak_rss_mb(), 1),
-        "peak_rss_before_mib": round(baseline, 1),
-        "instances": int(labels.max()),
+        seconds = time.perf_counter() - started
+    peaks[f"{key}_peak_rss_mib"] = max(peaks.get(f"{key}_peak_rss_mib", 0.0), peak.rss_mib)
+    if peak.gpu_mib is not None:
+        peaks[f"{key}_peak_gpu_mib"] = max(peaks.get(f"{key}_peak_gpu_mib", 0.0), peak.gpu_mib)
+    return result, seconds
+
+
+def describe_plan(
+    net: Forward, image: np.ndarray, device: torch.device, batch_size: int, budget: float
+) -> dict[str, Any]:
+    """The network's profile and the windows planned for an image of this size."""
+    profile = network_profile(net, device, image.shape[-1])
+    plan = choose_windows(net, to_tensor(image), None, None, batch_size, budget, device)
+    return {
+        "profile": asdict(profile),
+        "plan": asdict(plan),
+        "window_pixels_vs_image": round(
+            plan.windows * plan.tile[0] * plan.tile[1] / (image.shape[0] * image.shape[1]), 3
+        ),
     }
-    if device.type == "cuda":
-        result["peak_gpu_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return result
+
+
+def time_network(
+    net: Forward,
+    images: Sequence[np.ndarray],
+    device: torch.device,
+    batch_size: int = 8,
+    budget: float | None = None,
+    repeats: int = 1,
+) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Seconds per image of planned windows and of whole-image forwards, and the maps.
+
+    Chunks of ``batch_size`` images go through :func:`predict_maps` (planned from
+    ``budget`` bytes, default the device's), each followed by the whole-image forwards of
+    its images; everything ``repeats`` times. The network is probed and warmed up first.
+    """
+    budget = default_memory_budget(device) if budget is None else budget
+    started = time.perf_counter()
+    figures = describe_plan(net, images[0], device, batch_size, budget)
+    figures["profile_s"] = round(time.perf_counter() - started, 2)
+    whole_forward(net, images[0][:64, :64], device)  # warm-up
+    planned_s: list[float] = []
+    whole_s: list[float] = []
+    peaks: dict[str, float] = {}
+    maps: list[np.ndarray] = []
+    worst_difference = 0.0
+    for _ in range(repeats):
+        maps = []
+        for first in range(0, len(images), batch_size):
+            chunk = list(images[first : first + batch_size])
+            out, seconds = _timed(
+                lambda chunk=chunk: predict_maps(
+                    net, chunk, "crop", batch_size=batch_size, device=device, memory_budget=budget
+                ),
+                device,
+                peaks,
+                "network",
+            )
+            planned_s.append(seconds)
+            maps.extend(out)
+            for image, planned in zip(chunk, out, strict=True):
+                whole, seconds = _timed(
+                    lambda image=image: whole_forward(net, image, device), device, peaks, "whole"
+                )
+                whole_s.append(seconds)
+                worst_difference = max(worst_difference, float(np.abs(whole - planned).max()))
+    count = len(images) * repeats
+    megapixels = sum(image.shape[0] * image.shape[1] for image in images) * repeats / 1e6
+    figures.update(
+        images=len(images),
+        repeats=repeats,
+        budget_mib=round(budget / 2**20),
+        network_s_per_image=round(sum(planned_s) / count, 3),
+        whole_s_per_image=round(sum(whole_s) / count, 3),
+        network_vs_whole=round(sum(planned_s) / sum(whole_s), 3),
+        network_mpx_s=round(megapixels / sum(planned_s), 3),
+        whole_mpx_s=round(megapixels / sum(whole_s), 3),
+        max_abs_difference=worst_difference,
+        **{key: round(value, 1) for key, value in peaks.items()},
+    )
+    return figures, maps
+
+
+def time_postprocess(
+    maps: Sequence[np.ndarray], config: PostprocessConfig | None = None, target: str = "binary"
+) -> dict[str, Any]:
+    """Seconds per image and megapixels/s of postprocessing ``maps`` into instances."""
+    config = config or PostprocessConfig()
+    seconds: list[float] = []
+    counts: list[int] = []
+    for probabilities in maps:
+        started = time.perf_counter()
+        labels = instances_from_maps(probabilities, config, target)
+        seconds.append(time.perf_counter() - started)
+        counts.append(int(labels.max()))
+    megapixels = sum(m.shape[-2] * m.shape[-1] for m in maps) / 1e6
+    return {
+        "postprocess_s_per_image": round(statistics.mean(seconds), 3),
+        "postprocess_mpx_s": round(megapixels / sum(seconds), 3),
+        "instances_per_image": round(statistics.mean(counts), 1),
+    }

@@ -55,12 +55,22 @@ def segmenter_of(cfg: DictConfig) -> Segmenter:
         postprocess=cfg.get("postprocess"),
         tuned_postprocess=bool(cfg.get("tuned_postprocess", True)),
         batch_size=int(cfg.batch_size),
-        tile=int(cfg.tile),
-        overlap=int(cfg.overlap),
+        tile=cfg.tile,
+        overlap=cfg.overlap,
         size_mode=cfg.size_mode,
         image_size=cfg.image_size,
         tta=str(cfg.get("tta") or "none"),
+        memory_budget=gib_to_bytes(cfg.get("memory_budget_gib")),
     )
+
+
+def gib_to_bytes(gib: float | None) -> float | None:
+    """A memory budget in GiB as bytes (None stays None: the device's default)."""
+    if gib is None:
+        return None
+    if gib <= 0:
+        raise ValueError(f"memory_budget_gib must be > 0, got {gib}")
+    return float(gib) * 2**30
 
 
 def output_directory(cfg: DictConfig) -> Path:

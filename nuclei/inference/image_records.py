@@ -168,6 +168,14 @@ def load_failure(output_dir: Path, image_id: str) -> str | None:
         return None
 
 
+def save_share(output_dir: Path, rank: int, processes: int, image_ids: list[str]) -> Path:
+    """Record which images process ``rank`` of ``processes`` wrote in the latest run
+    (``process-<rank>-of-<processes>.json`` in the records folder)."""
+    path = records_dir(output_dir) / f"process-{rank}-of-{processes}.json"
+    _write_json(path, {"rank": rank, "processes": processes, "images": sorted(image_ids)})
+    return path
+
+
 def remove_leftovers(output_dir: Path) -> list[Path]:
     """Delete the hidden temporary files a killed run left (``.<name>.<random><suffix>``).
 

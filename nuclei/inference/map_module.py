@@ -53,6 +53,7 @@ class ProbabilityMaps(L.LightningModule):
             batch_size=s.batch_size,
             device=self.device,
             intensity=s.intensity,
+            memory_budget=s.memory_budget,
         )
         by_id = {item.image_id: m for item, m in zip(readable, maps, strict=True)}
         return [PredictedImage(item, by_id.get(item.image_id)) for item in batch]

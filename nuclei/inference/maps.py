@@ -1,4 +1,9 @@
-"""Probability maps of whole images, the way the model was trained (resize or crop mode)."""
+"""Probability maps of whole images, the way the model was trained (resize or crop mode).
+
+In crop mode the windows are planned from a memory budget
+(:mod:`nuclei.inference.window_plan`): whole images when they fit, else the largest windows
+that do, overlapping by the network's receptive field so that blending them is exact.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ import numpy as np
 import torch
 
 from nuclei.data.config import SIZE_MODES, IntensityConfig
+from nuclei.inference.device import default_device
 from nuclei.inference.resizing import resized_predict, to_tensor
 from nuclei.inference.tiling import tiled_predict
+from nuclei.inference.window_plan import choose_windows
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
@@ -19,28 +26,71 @@ def predict_maps(
     images: Sequence[np.ndarray],
     size_mode: str = "resize",
     image_size: int = 128,
-    tile: int = 512,
-    overlap: int = 64,
+    tile: int | None = None,
+    overlap: int | None = None,
     batch_size: int = 8,
     device: torch.device | str | None = None,
     intensity: IntensityConfig | None = None,
+    memory_budget: float | None = None,
 ) -> list[np.ndarray]:
     """Probability maps (C, H, W) float32 per (H, W, 3) uint8 image, the way it was trained.
 
     Channel 0 is the foreground; a border or distance model adds its second channel.
     ``size_mode="resize"``: :func:`resized_predict` at ``image_size``; ``"crop"`` (trained on
-    native-resolution crops): :func:`tiled_predict` at native resolution. Each image is
-    normalised as ``intensity`` says, like the training images (default: values / 255).
+    native-resolution crops): :func:`native_maps`, windows planned from ``memory_budget``
+    (bytes per forward pass; None: the device's default) unless ``tile`` and ``overlap``
+    say otherwise. Each image is normalised as ``intensity`` says, like the training images
+    (default: values / 255). ``batch_size`` caps the images (resize) or windows (crop) per
+    forward pass.
     """
     if size_mode == "resize":
         probs = resized_predict(
             net, images, image_size, batch_size=batch_size, device=device, intensity=intensity
         )
-    elif size_mode == "crop":
-        probs = [
-            tiled_predict(net, to_tensor(img, intensity), tile, overlap, batch_size, device=device)
-            for img in images
-        ]
-    else:
-        raise ValueError(f"size_mode must be one of {SIZE_MODES}, got {size_mode!r}")
-    return [p.numpy() for p in probs]
+        return [p.numpy() for p in probs]
+    if size_mode == "crop":
+        return native_maps(net, images, tile, overlap, batch_size, device, intensity, memory_budget)
+    raise ValueError(f"size_mode must be one of {SIZE_MODES}, got {size_mode!r}")
+
+
+def native_maps(
+    net: Forward,
+    images: Sequence[np.ndarray],
+    tile: int | None = None,
+    overlap: int | None = None,
+    batch_size: int = 8,
+    device: torch.device | str | None = None,
+    intensity: IntensityConfig | None = None,
+    memory_budget: float | None = None,
+) -> list[np.ndarray]:
+    """Probability maps at native resolution through :func:`tiled_predict`.
+
+    Images of one size share a :class:`~nuclei.inference.window_plan.WindowPlan`
+    (:func:`choose_windows`) and go through the network together, their windows batched
+    across images, as many images at once as fill a forward pass; each image's maps are
+    those it gets alone.
+    """
+    by_size: dict[tuple[int, ...], list[int]] = {}
+    for index, image in enumerate(images):
+        by_size.setdefault(tuple(image.shape), []).append(index)
+    maps: list[np.ndarray | None] = [None] * len(images)
+    for indices in by_size.values():
+        first = to_tensor(images[indices[0]], intensity)
+        where = torch.device(device) if device is not None else default_device(net, first)
+        plan = choose_windows(net, first, tile, overlap, batch_size, memory_budget, where)
+        for start in range(0, len(indices), plan.images_per_pass):
+            chunk = indices[start : start + plan.images_per_pass]
+            batch = torch.stack([to_tensor(images[i], intensity) for i in chunk])
+            probs = tiled_predict(
+                net,
+                batch,
+                plan.tile,
+                plan.overlap,
+                plan.batch_size,
+                device=where,
+                margin=plan.margin,
+                multiple=plan.multiple,
+            )
+            for i, prob in zip(chunk, probs, strict=True):
+                maps[i] = prob.numpy()
+    return [m for m in maps if m is not None]

@@ -3,8 +3,9 @@
 Turning probability maps into nuclei, measuring them and encoding the files run on the CPU;
 done in the process that runs the network they would leave it idle. :class:`PostprocessPool`
 hands each image to a pool of processes (``spawn``ed: they share nothing with the network's
-threads) and lets at most ``2 x workers`` images wait, so memory stays bounded while the
-network runs ahead. ``workers=0`` does the work in the calling process.
+threads; each single-threaded, the pool being the parallelism) and lets at most
+``2 x workers`` images wait, so memory stays bounded while the network runs ahead.
+``workers=0`` does the work in the calling process.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +26,9 @@ from nuclei.inference.writers import ImageFileWriter
 from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
 
 log = logging.getLogger(__name__)
+
+#: Thread-count variables of the numeric libraries (OpenMP, OpenBLAS, MKL), read at start-up.
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,33 @@ def finish_image(finishing: Finishing, loaded: LoadedImage, maps: np.ndarray) ->
     )
 
 
+@contextmanager
+def _one_thread_per_process() -> Iterator[None]:
+    """Processes started in this block run their numeric libraries on one thread each."""
+    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
+    os.environ.update(dict.fromkeys(_THREAD_VARIABLES, "1"))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _ready() -> None:
+    """A no-op task: submitting ``workers`` of them starts every worker process."""
+
+
+def start_workers(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` spawned, single-threaded processes, all started now."""
+    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    with _one_thread_per_process():
+        wait([executor.submit(_ready) for _ in range(workers)])
+    return executor
+
+
 def default_workers() -> int:
     """Processes for postprocessing: half the cores (the network keeps the rest), at most 4."""
     return max(1, min(4, (os.cpu_count() or 2) // 2))
@@ -66,11 +98,7 @@ class PostprocessPool:
         self.workers = workers
         self.on_done = on_done
         self._pending: list[Future[ImageRecord]] = []
-        self._executor = (
-            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-            if workers
-            else None
-        )
+        self._executor = start_workers(workers) if workers else None
 
     def submit(self, loaded: LoadedImage, maps: np.ndarray) -> None:
         """Finish one image (now when there are no workers); waits while too many wait."""

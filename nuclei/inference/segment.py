@@ -31,6 +31,7 @@ from nuclei.inference.image_records import (
     load_failure,
     load_record,
     remove_leftovers,
+    save_share,
 )
 from nuclei.inference.map_module import ProbabilityMaps
 from nuclei.inference.postprocess_pool import Finishing
@@ -112,12 +113,21 @@ def segment_files(
             todo, options.max_pixels, settings.images_per_batch, options.decode_workers
         )
         trainer.predict(ProbabilityMaps(net, settings), datamodule=data, return_predictions=False)
+        _record_share(output_dir, trainer, writer.written)
         trainer.strategy.barrier()  # every process's images written
         first_process = trainer.is_global_zero
     else:  # no Trainer, no DDP processes started: under srun every task gets here
         first_process = rank_zero_only.rank == 0
     properties = finishing.writer.properties
     return _report(output_dir, paths, skipped, write=first_process, properties=properties)
+
+
+def _record_share(output_dir: Path, trainer: L.Trainer, written: list[str]) -> None:
+    """Log and record (:func:`~nuclei.inference.image_records.save_share`) the images this
+    process wrote in this run: under DDP, the shares show every image went to one process."""
+    rank, size = trainer.global_rank, trainer.world_size
+    log.info("Process %d of %d wrote %d image(s)", rank + 1, size, len(written))
+    save_share(output_dir, rank, size, written)
 
 
 def _report(

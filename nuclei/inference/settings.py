@@ -15,19 +15,23 @@ class PredictionSettings:
 
     size_mode: str
     image_size: int
-    tile: int
-    overlap: int
+    tile: int | None  # crop mode; None: planned from the memory budget
+    overlap: int | None  # crop mode; None: from the network's receptive field
     batch_size: int
     device: torch.device
     intensity: IntensityConfig = field(default_factory=IntensityConfig)
     tta: str = "none"
+    memory_budget: float | None = None  # bytes per forward pass; None: the device's default
 
     def describe(self) -> str:
         """One line for the log: the mode and its sizes."""
         if self.size_mode == "resize":
             how = f"resized to {self.image_size}x{self.image_size} and scaled back"
+        elif self.tile is None:
+            how = "native resolution, windows planned from the memory budget"
         else:
-            how = f"native resolution, {self.tile} px tiles overlapping by {self.overlap} px"
+            overlap = "the receptive field" if self.overlap is None else f"{self.overlap} px"
+            how = f"native resolution, {self.tile} px tiles overlapping by {overlap}"
         norm = self.intensity
         if norm.normalize == "percentile":
             how += f", normalised to the {norm.low:g}-{norm.high:g} percentiles"
@@ -37,5 +41,6 @@ class PredictionSettings:
 
     @property
     def images_per_batch(self) -> int:
-        """Images per forward pass: resized images batch together, a tiled one its windows."""
-        return self.batch_size if self.size_mode == "resize" else 1
+        """Images handed to the network at once (resized ones batch together; native ones
+        share forward passes window by window, as many as the memory budget allows)."""
+        return self.batch_size

@@ -20,9 +20,9 @@ from support.configs import predict_config
 import nuclei
 from nuclei.api.segmenter import prediction_settings
 from nuclei.cli.predict import predict
-from nuclei.inference.image_files import find_images
 from nuclei.data.sources.io import read_image
 from nuclei.data.sources.rle import rle_decode
+from nuclei.inference.image_files import find_images
 from nuclei.inference.image_guard import ImageTooLargeError, declared_size, refuse_oversized
 
 BIN = Path(sys.executable).parent

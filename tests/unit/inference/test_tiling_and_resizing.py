@@ -11,6 +11,7 @@ from torch import nn
 
 from nuclei.data.decode import resize_image
 from nuclei.inference.maps import predict_maps
+from nuclei.inference.network_profile import network_profile
 from nuclei.inference.resizing import resized_predict, to_tensor
 from nuclei.inference.tiling import blend_window, tile_starts, tiled_predict
 from nuclei.models.unet import build_unet
@@ -97,6 +98,33 @@ def test_tiled_matches_whole_image_for_a_real_unet() -> None:
     assert diff.max() < 2e-2 and diff.mean() < 1e-3, (diff.max(), diff.mean())
 
 
+@pytest.mark.parametrize("margin", [0, 5, 8])
+def test_windows_sum_to_one_across_the_overlap_with_any_margin(margin: int) -> None:
+    tile, overlap = 40, 16
+    left = blend_window(1, tile, overlap, (False, False, False, True), margin)[0]
+    right = blend_window(1, tile, overlap, (False, False, True, False), margin)[0]
+    band = left[tile - overlap :] + right[:overlap]
+    assert torch.allclose(band, torch.ones(overlap), atol=1e-6)
+    assert (right[:margin] == 0).all() and (right[margin:] > 0).all()
+
+
+def test_aligned_windows_with_a_margin_past_the_reach_are_exact() -> None:
+    net = calibrated_unet()  # stride 8
+    reach = network_profile(net, "cpu").reach
+    margin = -(-reach // 8) * 8
+    image = random_image(331, 419, seed=3)  # not a multiple of 8: padded like the network
+    with torch.no_grad():
+        whole = torch.sigmoid(net(image[None]))[0]
+    tiled = tiled_predict(
+        net, image, (216, 264), 2 * margin + 8, batch_size=3, margin=margin, multiple=8
+    )
+    assert tiled.shape == whole.shape
+    assert (tiled - whole).abs().max() < 2e-5
+    # Windows off the stride grid see another pooling grid: no longer exact.
+    shifted = tiled_predict(net, image, (216, 264), 2 * margin + 4, batch_size=3, margin=margin)
+    assert (shifted - whole).abs().max() > 1e-4
+
+
 def test_batched_input_equals_per_image_and_tiny_images_work() -> None:
     net = tiny_conv_net(seed=3)
     batch = torch.stack([random_image(50, 70, seed=s) for s in range(3)])
@@ -115,6 +143,8 @@ def test_bad_arguments_are_refused() -> None:
     image = random_image(20, 20)
     with pytest.raises(ValueError, match="overlap"):
         tiled_predict(lambda x: x, image, tile=16, overlap=9)
+    with pytest.raises(ValueError, match="margin"):
+        tiled_predict(lambda x: x, image, tile=16, overlap=8, margin=5)
     with pytest.raises(TypeError, match="float"):
         tiled_predict(lambda x: x, (image * 255).to(torch.uint8), tile=16, overlap=4)
     with pytest.raises(ValueError, match="size_mode"):

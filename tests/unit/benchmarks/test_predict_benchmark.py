@@ -1,0 +1,124 @@
+"""scripts/benchmark_predict.py and its pieces, on tiny images and networks (no timings
+are asserted, only that every figure is there and sound)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import stat
+import time
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from nuclei.benchmarks import predict_command
+from nuclei.benchmarks.large_image import random_unet, time_network, time_postprocess
+from nuclei.benchmarks.memory_sampler import PeakMemory, peak_rss_of, rss_mib, tree_rss_mib
+from nuclei.benchmarks.predict_inputs import benchmark_images, write_folder
+from nuclei.runs.checkpoint import load_run, restore_task
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope="module")
+def script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_predict", ROOT / "scripts" / "benchmark_predict.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_images_are_synthetic_nuclei_crops_and_mosaics(tmp_path: Path) -> None:
+    small = benchmark_images(3, 64, rendered=1)
+    assert [i.shape for i in small] == [(64, 64, 3)] * 3 and small[0].dtype == np.uint8
+    assert not np.array_equal(small[0], small[1])  # flips and rotations of one field
+    [mosaic] = benchmark_images(1, 1100, rendered=1)
+    assert mosaic.shape == (1100, 1100, 3) and mosaic.std() > 1
+    written = sorted(write_folder(small, tmp_path / "in").glob("*.png"))
+    assert [p.name for p in written] == ["image_000.png", "image_001.png", "image_002.png"]
+
+
+def test_the_benchmarked_unet_is_the_default_recipes() -> None:
+    recipe = OmegaConf.load(ROOT / "conf" / "model" / "unet.yaml")
+    net = random_unet()
+    unet = net.net
+    assert unet.depth == recipe.depth and unet.encoder[0][0].out_channels == recipe.base_channels
+    assert isinstance(unet.decoder[0].up, nn.ConvTranspose2d) and recipe.upsampling == "transposed"
+    assert unet.head.out_channels == 1 and not net.training
+
+
+def test_network_and_postprocessing_figures_on_tiny_images() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 1, 3, padding=1))
+    images = benchmark_images(3, 48, rendered=1)
+    figures, maps = time_network(net.eval(), images, torch.device("cpu"), batch_size=2)
+    assert figures["images"] == 3 and figures["plan"]["windows"] == 1
+    assert figures["network_s_per_image"] > 0 and figures["whole_s_per_image"] > 0
+    assert figures["max_abs_difference"] < 1e-5  # planned windows = whole-image forward
+    assert figures["network_peak_rss_mib"] > 50 and len(maps) == 3
+    disk = np.zeros((1, 40, 40), np.float32)
+    disk[0, 5:15, 5:15] = disk[0, 25:35, 20:30] = 0.9
+    post = time_postprocess([disk, disk])
+    assert post["instances_per_image"] == 2 and post["postprocess_mpx_s"] > 0
+
+
+def test_peak_memory_sees_an_allocation_inside_its_block() -> None:
+    with PeakMemory() as peak:
+        start = peak.rss_mib
+        block = np.ones(25_000_000)  # 200 MB
+        time.sleep(0.05)
+        del block
+    assert peak.rss_mib - start > 150
+    here = rss_mib()
+    assert 0.9 * here <= tree_rss_mib(os.getpid()) and 0.9 * here <= peak_rss_of(os.getpid())
+
+
+def test_nuclei_predict_runs_as_a_command_with_its_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "nuclei-predict"
+    fake.write_text('#!/bin/sh\necho "$@"\nsleep 0.3\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setattr(predict_command, "predict_executable", lambda: fake)
+    result = predict_command.run_predict(
+        tmp_path / "a.ckpt", tmp_path, tmp_path / "out", "cpu", ["tile=1024"], megapixels=2.0
+    )
+    assert result["returncode"] == 0 and result["mpx_s"] > 0
+    assert 0 < result["peak_rss_mib"] <= result["peak_tree_rss_mib"] < 100  # the shell's own
+    logged = Path(result["log"]).read_text()
+    assert f"ckpt_path={tmp_path / 'a.ckpt'}" in logged and "device=cpu" in logged
+    assert "tile=1024" in logged
+
+
+def test_the_script_measures_a_tiny_folder_end_to_end(script: ModuleType, tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    work = tmp_path / "work"
+    tiny = ["--count", "2", "--size", "64", "--large-size", "96", "--skip-predict"]
+    script.main([*tiny, "--workdir", str(work), "--out", str(out)])
+    figures = json.loads(out.read_text())
+    for key in ("folder", "large"):
+        assert figures[key]["max_abs_difference"] < 1e-4 and figures[key]["network_mpx_s"] > 0
+        assert figures[key]["postprocess_mpx_s"] > 0 and figures[key]["plan"]["windows"] == 1
+    run = load_run(work / "run" / "checkpoints" / "random.ckpt")  # loads as nuclei-predict does
+    assert run.config.data.size.mode == "crop"
+    task = restore_task(run)
+    reference = random_unet().state_dict()
+    assert {k: v.shape for k, v in task.net.state_dict().items()} == {
+        k: v.shape for k, v in reference.items()
+    }
+    assert script.predict_overrides(figures["folder"]["plan"], script.parse_args([])) == [
+        "batch_size=8",
+        "size_mode=crop",
+        "tile=64",
+        "overlap=0",
+    ]
+    assert "network" in script.report(figures)
