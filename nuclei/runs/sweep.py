@@ -42,8 +42,12 @@ class RunSummary:
 
 def find_runs(sweep_dir: str | Path) -> list[RunDir]:
     """Run folders under ``sweep_dir`` (those with saved overrides), in natural order."""
-    runs = RunDir.find_in(sweep_dir)
-    return sorted(runs, key=lambda r: [int(s) if s.isdigit() else s for s in r.path.parts])
+    return sorted(RunDir.find_in(sweep_dir), key=lambda r: natural_order(r.path))
+
+
+def natural_order(path: Path) -> list[tuple[int, int | str]]:
+    """A sort key of a path: numbered parts by number (2 before 10), before named ones."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in path.parts]
 
 
 def read_curve(run_dir: RunDir, tag: str) -> list[tuple[int, float]]:

@@ -8,6 +8,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import open_dict
 
 from nuclei.runs.run_dir import RunDir
+from nuclei.runs.sweep import find_runs
 
 
 def test_paths_of_a_run(tmp_path: Path) -> None:
@@ -71,3 +72,11 @@ def test_training_callbacks_write_where_run_dir_says(tmp_path: Path) -> None:
     assert Path(callbacks.last_checkpoint.dirpath) == run.checkpoint_dir
     assert callbacks.last_checkpoint.filename == run.last_checkpoint_stem
     assert Path(callbacks.on_exception.path) == run.exception_checkpoint
+
+
+def test_sweep_runs_sort_by_number_then_name_when_names_mix(tmp_path: Path) -> None:
+    for name in ("10", "2", "i3", "i10", "0"):  # a sweep extended with hydra.sweep.subdir=i${...}
+        run = RunDir(tmp_path / name)
+        run.overrides_file.parent.mkdir(parents=True)
+        run.overrides_file.write_text("[]\n")
+    assert [r.path.name for r in find_runs(tmp_path)] == ["0", "2", "10", "i10", "i3"]
