@@ -12,6 +12,7 @@ from omegaconf import open_dict
 
 import nuclei.api.segmenter
 import nuclei.cli.predict
+import nuclei.inference.postprocess_pool
 import nuclei.training.task
 from nuclei.cli import tune
 from nuclei.cli.evaluate import evaluate
@@ -31,6 +32,8 @@ def spy_postprocess(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str, str
 
     monkeypatch.setattr(nuclei.training.task, "instances_from_maps", spy)
     monkeypatch.setattr(nuclei.api.segmenter, "instances_from_maps", spy)
+    # nuclei-predict's postprocessing, when it runs in this process (postprocess_workers=0)
+    monkeypatch.setattr(nuclei.inference.postprocess_pool, "instances_from_maps", spy)
     return calls
 
 
@@ -95,6 +98,7 @@ def test_border_run_trains_tunes_evaluates_and_predicts(
             f"input={folder}",
             f"output={out}",
             "progress_bar=false",
+            "postprocess_workers=0",  # in this process, where the spy sees it
         )
     )
     assert len(report.images) == 2 and not report.failures
