@@ -28,6 +28,11 @@ from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
 from nuclei.models.unet import build_unet
 
 
+def significant(value: float, digits: int = 4) -> float:
+    """``value`` to ``digits`` significant digits (a tiny time stays > 0, unlike round())."""
+    return float(f"{value:.{digits}g}")
+
+
 def random_unet(seed: int = 0) -> nn.Module:
     """The default recipe's U-Net (conf/model/unet.yaml: depth 4, 16 base channels, one
     output channel for the binary target) with seeded random weights, in eval mode."""
@@ -120,11 +125,11 @@ def time_network(
         images=len(images),
         repeats=repeats,
         budget_mib=round(budget / 2**20),
-        network_s_per_image=round(sum(planned_s) / count, 3),
-        whole_s_per_image=round(sum(whole_s) / count, 3),
-        network_vs_whole=round(sum(planned_s) / sum(whole_s), 3),
-        network_mpx_s=round(megapixels / sum(planned_s), 3),
-        whole_mpx_s=round(megapixels / sum(whole_s), 3),
+        network_s_per_image=significant(sum(planned_s) / count),
+        whole_s_per_image=significant(sum(whole_s) / count),
+        network_vs_whole=significant(sum(planned_s) / sum(whole_s)),
+        network_mpx_s=significant(megapixels / sum(planned_s)),
+        whole_mpx_s=significant(megapixels / sum(whole_s)),
         max_abs_difference=worst_difference,
         **{key: round(value, 1) for key, value in peaks.items()},
     )
@@ -145,7 +150,7 @@ def time_postprocess(
         counts.append(int(labels.max()))
     megapixels = sum(m.shape[-2] * m.shape[-1] for m in maps) / 1e6
     return {
-        "postprocess_s_per_image": round(statistics.mean(seconds), 3),
-        "postprocess_mpx_s": round(megapixels / sum(seconds), 3),
+        "postprocess_s_per_image": significant(statistics.mean(seconds)),
+        "postprocess_mpx_s": significant(megapixels / sum(seconds)),
         "instances_per_image": round(statistics.mean(counts), 1),
     }
