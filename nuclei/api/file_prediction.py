@@ -18,11 +18,12 @@ import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback
 
-from nuclei.api.predict_args import predict_args, write_predict_args
+from nuclei.api.predict_args import PREDICT_ARGS_FILE, predict_args
 from nuclei.inference.image_files import find_images
 from nuclei.inference.postprocess_pool import Finishing
 from nuclei.inference.segment import FileOptions, PredictionReport, TrainerFactory, segment_files
 from nuclei.inference.writers import ImageFileWriter
+from nuclei.runs.atomic import atomic_write_json
 
 if TYPE_CHECKING:
     from nuclei.api.segmenter import Segmenter
@@ -54,14 +55,13 @@ def single_device_trainer(device: torch.device) -> TrainerFactory:
     return make
 
 
-def settings_record(segmenter: Segmenter, writer: ImageFileWriter) -> dict[str, Any]:
-    """What decides a prediction's files: checkpoint digests, sizes, postprocessing, file
-    options (not the device, batch size or package versions)."""
-    record = predict_args(segmenter)
-    for key in ("packages", "nuclei_version"):
-        record.pop(key, None)
-    for key in ("device", "batch_size"):
-        record["settings"].pop(key, None)
+def settings_record(args: dict[str, Any], writer: ImageFileWriter) -> dict[str, Any]:
+    """What decides a prediction's files, from its ``predict_args`` record: checkpoint digests,
+    sizes, postprocessing, file options (not the input, device, batch size or versions)."""
+    record = {k: v for k, v in args.items() if k not in ("packages", "nuclei_version", "input")}
+    record["settings"] = {
+        k: v for k, v in args["settings"].items() if k not in ("device", "batch_size")
+    }
     files = asdict(writer)
     files.pop("output_dir")
     return {**record, "files": files}
@@ -86,8 +86,9 @@ def segment_folder(
     )
     log.info("Target %s; postprocessing %s", segmenter.target, segmenter.postprocess)
     writer.output_dir.mkdir(parents=True, exist_ok=True)
+    args = predict_args(segmenter, input=str(source))  # hashes each checkpoint once
     if rank_zero_only.rank == 0:
-        write_predict_args(writer.output_dir, segmenter, input=str(source))
+        atomic_write_json(writer.output_dir / PREDICT_ARGS_FILE, args)
     return segment_files(
         make_trainer or single_device_trainer(segmenter.settings.device),
         segmenter.net,
@@ -95,5 +96,5 @@ def segment_folder(
         Finishing(segmenter.postprocess, segmenter.target, writer),
         paths,
         options,
-        settings_record(segmenter, writer),
+        settings_record(args, writer),
     )

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from nuclei.data.config import SIZE_MODES, IntensityConfig, as_config
 from nuclei.inference.device import resolve_device
 from nuclei.inference.images import as_network_image
-from nuclei.inference.maps import Forward, predict_maps
+from nuclei.inference.maps import Forward
 from nuclei.inference.measure import measure_nuclei
 from nuclei.inference.postprocess_pool import default_workers
 from nuclei.inference.predict_data import default_decode_workers
@@ -164,19 +164,7 @@ class Segmenter:
     ) -> list[np.ndarray]:
         """:meth:`probabilities` of several images, batched through the network."""
         inputs = [as_network_image(image, channel) for image in images]
-        s = self.settings
-        return predict_maps(
-            self.net,
-            inputs,
-            size_mode=s.size_mode,
-            image_size=s.image_size,
-            tile=s.tile,
-            overlap=s.overlap,
-            batch_size=s.batch_size,
-            device=s.device,
-            intensity=s.intensity,
-            memory_budget=s.memory_budget,
-        )
+        return self.settings.maps(self.net, inputs)
 
     def probabilities(self, image: np.ndarray, channel: int | None = None) -> np.ndarray:
         """Probability maps (C, H, W) float32 at the image's own size; channel 0 is the

@@ -17,7 +17,6 @@ import numpy as np
 from torch import nn
 
 from nuclei.inference.image_files import LoadedImage
-from nuclei.inference.maps import predict_maps
 from nuclei.inference.settings import PredictionSettings
 
 
@@ -42,18 +41,6 @@ class ProbabilityMaps(L.LightningModule):
     ) -> list[PredictedImage]:
         """Maps of the readable images of ``batch``; unreadable ones pass through unmapped."""
         readable = [item for item in batch if item.error is None]
-        s = self.settings
-        maps = predict_maps(
-            self.net,
-            [item.image for item in readable],
-            size_mode=s.size_mode,
-            image_size=s.image_size,
-            tile=s.tile,
-            overlap=s.overlap,
-            batch_size=s.batch_size,
-            device=self.device,
-            intensity=s.intensity,
-            memory_budget=s.memory_budget,
-        )
+        maps = self.settings.maps(self.net, [item.image for item in readable], self.device)
         by_id = {item.image_id: m for item, m in zip(readable, maps, strict=True)}
         return [PredictedImage(item, by_id.get(item.image_id)) for item in batch]

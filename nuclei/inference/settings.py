@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from nuclei.data.config import IntensityConfig
+from nuclei.inference.maps import Forward, predict_maps
 
 
 @dataclass
@@ -44,3 +47,21 @@ class PredictionSettings:
         """Images handed to the network at once (resized ones batch together; native ones
         share forward passes window by window, as many as the memory budget allows)."""
         return self.batch_size
+
+    def maps(
+        self, net: Forward, images: Sequence[np.ndarray], device: torch.device | None = None
+    ) -> list[np.ndarray]:
+        """(C, H, W) probability maps of (H, W, 3) uint8 images, run these settings' way
+        (:func:`~nuclei.inference.maps.predict_maps`) on ``device`` (default: ``self.device``)."""
+        return predict_maps(
+            net,
+            images,
+            size_mode=self.size_mode,
+            image_size=self.image_size,
+            tile=self.tile,
+            overlap=self.overlap,
+            batch_size=self.batch_size,
+            device=self.device if device is None else device,
+            intensity=self.intensity,
+            memory_budget=self.memory_budget,
+        )
