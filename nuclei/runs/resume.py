@@ -2,7 +2,8 @@
 
 The run's own ``.hydra/config.yaml`` is reused, training restarts from
 ``RUN_DIR/checkpoints/last.ckpt`` (written after every epoch) and TensorBoard events go on
-in the same folder. The random states stored in every checkpoint
+in the same folder, with the events a killed process wrote past its last checkpoint hidden
+(TensorBoard's ``purge_step``). The random states stored in every checkpoint
 (:mod:`nuclei.training.callbacks.random_state`) make the resumed run end with the same
 metrics as one that was never stopped.
 """
@@ -13,9 +14,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from nuclei.runs.checkpoint import read_run_config
+from nuclei.runs.checkpoint import read_checkpoint, read_run_config
 from nuclei.runs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,28 @@ def resume_config(run_dir: str | Path) -> DictConfig:
         raise FileNotFoundError(
             f"resume={run.path}: no {run.config_file}; is it a nuclei-train run?"
         )
-    cfg.ckpt_path = str(last_checkpoint(run))
+    checkpoint = last_checkpoint(run)
+    cfg.ckpt_path = str(checkpoint)
     cfg.resume = str(run.path)
+    hide_events_after_checkpoint(cfg, logging_step_of(checkpoint))
     return cfg
+
+
+def logging_step_of(checkpoint: Path) -> int:
+    """The step the run's loggers write next when training continues from ``checkpoint``."""
+    state = read_checkpoint(checkpoint, trust=True)  # the run's own file, loaded whole anyway
+    loop = state.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
+    return int(loop.get("_batches_that_stepped", state.get("global_step", 0)))
+
+
+def hide_events_after_checkpoint(cfg: DictConfig, step: int) -> None:
+    """Make the TensorBoard logger hide the events a killed process wrote at ``step`` or later.
+
+    A process killed between logging an epoch and saving its checkpoint leaves that epoch's
+    events behind; the resumed run logs the epoch again. TensorBoard's ``purge_step`` hides
+    the first copy so every step appears once.
+    """
+    tensorboard = (cfg.get("logger") or {}).get("tensorboard")
+    if tensorboard is not None:
+        with open_dict(tensorboard):
+            tensorboard.purge_step = step

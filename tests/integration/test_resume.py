@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.tensorboard import SummaryWriter
 
 from nuclei.runs.resume import resume_config
 
@@ -71,6 +72,11 @@ def test_killed_run_resumes_to_the_same_metrics(synthetic_root: Path, tmp_path: 
     stopped_at = torch.load(killed / "checkpoints" / "last.ckpt", weights_only=False)["epoch"]
     assert stopped_at < EPOCHS - 1
     original_config = (killed / ".hydra" / "config.yaml").read_text()
+    # A process killed between logging an epoch and saving its checkpoint leaves that epoch's
+    # events behind: write such a leftover, which the resumed run must hide.
+    next_validation_step = validation_curve(reference)[stopped_at + 1][0]
+    with SummaryWriter(str(killed), filename_suffix=".leftover") as leftover:
+        leftover.add_scalar("val/iou", -1.0, global_step=next_validation_step)
 
     run([sys.executable, "-m", "nuclei.cli.train", f"resume={killed}"])
 
@@ -97,12 +103,15 @@ def test_killed_run_resumes_to_the_same_metrics(synthetic_root: Path, tmp_path: 
     assert len(info["resumed"]) == 1
     # TensorBoard goes on in the same folder: every epoch's val/iou is there, once.
     assert len(list(killed.glob("events.out.tfevents.*"))) >= 2  # one file per process
-    steps = {}
-    for name, folder in (("reference", reference), ("killed", killed)):
-        events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
-        events.Reload()
-        steps[name] = [(e.step, e.value) for e in events.Scalars("val/iou")]
-    assert steps["killed"] == steps["reference"] and len(steps["reference"]) == EPOCHS
+    assert validation_curve(killed) == validation_curve(reference)
+    assert len(validation_curve(reference)) == EPOCHS
+
+
+def validation_curve(run_dir: Path) -> list[tuple[int, float]]:
+    """(step, value) of every val/iou event TensorBoard shows for the run."""
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return [(event.step, event.value) for event in events.Scalars("val/iou")]
 
 
 def test_resume_names_what_is_missing(tmp_path: Path) -> None:
