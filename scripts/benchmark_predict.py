@@ -11,8 +11,11 @@ unless ``--ckpt``; throughput does not depend on them), it measures:
 (a) one whole-image forward per image (the baseline) and (b) the network on the windows
 planned from the memory budget (``predict_maps`` in crop mode), alternated chunk by chunk,
 as seconds per image, their ratio and Mpx/s, with the largest difference of their maps;
-(c) postprocessing alone (Mpx/s); (d) the whole ``nuclei-predict`` on the folder, in its
-own process (Mpx/s, and its ratio to the network alone and to min(network, postprocessing));
+(c) postprocessing alone (Mpx/s), and the CPU seconds per image of the network, of decoding
+and of finishing (postprocessing, measurements, files), with the bound they set on the whole
+prediction's throughput against the network on these cores; (d) the whole ``nuclei-predict``
+on the folder, in its own process (Mpx/s, and its ratio to the network alone and to
+min(network, postprocessing)), whole and from its first image done to its last;
 (e) peak memory of each: resident set size, and GPU memory with ``--device cuda``.
 Figures are printed and, with ``--out``, written as JSON.
 """
@@ -29,9 +32,12 @@ from typing import Any
 
 import torch
 
-from nuclei.benchmarks.large_image import time_network, time_postprocess
-from nuclei.benchmarks.predict_command import run_predict
+from nuclei.benchmarks.finishing_cost import available_cores, cpu_bound_ratio, time_finishing
+from nuclei.benchmarks.large_image import significant, time_network, time_postprocess
+from nuclei.benchmarks.predict_command import completion_times, run_predict
 from nuclei.benchmarks.predict_inputs import benchmark_images, write_folder, write_random_checkpoint
+from nuclei.inference.postprocess_pool import Finishing
+from nuclei.inference.writers import ImageFileWriter
 from nuclei.runs.checkpoint import CONFIG_KEY, load_run, postprocess_of, restore_task
 
 
@@ -72,34 +78,51 @@ def progress(message: str) -> None:
 
 
 def network_figures(
-    net: Any, images: list, device: torch.device, args: argparse.Namespace, run: Any, repeats: int
+    net: Any,
+    images: list,
+    device: torch.device,
+    args: argparse.Namespace,
+    run: Any,
+    repeats: int,
+    files: list[Path] | None = None,
+    finished: Path | None = None,
 ) -> dict[str, Any]:
-    """(a), (b), (c) and (e) for some images of one size."""
+    """(a), (b), (c) and (e) for some images of one size; with their ``files``, also the CPU
+    cost of decoding and finishing them (written into ``finished``) and the throughput
+    bound it sets on these cores."""
     budget = args.budget_gib * 2**30 if args.budget_gib else None
     figures, maps = time_network(net, images, device, args.batch_size, budget, repeats)
     figures.update(time_postprocess(maps, postprocess_of(run), run.target))
+    if files is not None and finished is not None:
+        finished.mkdir(parents=True, exist_ok=True)
+        finishing = Finishing(postprocess_of(run), run.target, ImageFileWriter(finished))
+        figures.update(time_finishing(files, maps, finishing))
+        figures["cores"] = available_cores()
+        figures["cpu_bound_vs_network"] = cpu_bound_ratio(figures, figures["cores"])
     return {"size": images[0].shape[0], **figures}
 
 
 def predict_figures(
     ckpt: Path, folder: Path, work: Path, folder_figures: dict[str, Any], args: argparse.Namespace
 ) -> dict[str, Any]:
-    """(d): nuclei-predict on the folder, and on one tiny image for its fixed cost (start,
-    imports, checkpoint), giving also the steady throughput past that cost."""
+    """(d): nuclei-predict on the folder; besides its whole run, its steady throughput between
+    its first and last image completed (their records' times: no start-up in it)."""
     overrides = predict_overrides(folder_figures["plan"], args)
-    tiny = write_folder(benchmark_images(1, 32), work / "tiny")
-    fixed = run_predict(ckpt, tiny, work / "predicted-tiny", args.device, overrides)
     megapixels = args.count * args.size**2 / 1e6
-    whole = run_predict(ckpt, folder, work / "predicted", args.device, overrides, megapixels)
-    whole["fixed_cost_s"] = fixed["wall_s"]
-    steady_s = whole["wall_s"] - fixed["wall_s"]
-    whole["steady_mpx_s"] = round(megapixels / steady_s, 3) if steady_s > 0 else None
+    output = work / "predicted"
+    whole = run_predict(ckpt, folder, output, args.device, overrides, megapixels)
+    done = completion_times(output, [path.stem for path in sorted(folder.glob("*.png"))])
+    if len(done) >= 2:
+        whole["first_image_done_s"] = round(done[0] - whole["started_at"], 2)
+        whole["first_to_last_image_s"] = round(done[-1] - done[0], 2)
+        steady_megapixels = megapixels * (len(done) - 1) / args.count
+        whole["steady_mpx_s"] = significant(steady_megapixels / (done[-1] - done[0]))
     network = folder_figures["network_mpx_s"]
     slowest = min(network, folder_figures["postprocess_mpx_s"])
     for key in ("mpx_s", "steady_mpx_s"):
         if whole.get(key):
-            whole[f"{key}_vs_network"] = round(whole[key] / network, 3)
-            whole[f"{key}_vs_min_network_postprocess"] = round(whole[key] / slowest, 3)
+            whole[f"{key}_vs_network"] = significant(whole[key] / network)
+            whole[f"{key}_vs_min_network_postprocess"] = significant(whole[key] / slowest)
     return whole
 
 
@@ -113,7 +136,8 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     net = restore_task(run).to(device)
     figures: dict[str, Any] = {"settings": settings_of(args, ckpt)}
     progress(f"network and postprocessing on {args.count} images of {args.size}^2")
-    figures["folder"] = network_figures(net, images, device, args, run, 1)
+    files = sorted(folder.glob("*.png"))
+    figures["folder"] = network_figures(net, images, device, args, run, 1, files, work / "finished")
     del images
     if args.large_size:
         large = benchmark_images(1, args.large_size, seed=100)
@@ -159,14 +183,22 @@ def report(figures: dict[str, Any]) -> str:
                 f"peak RSS {f['network_peak_rss_mib']:.0f} MiB (whole forward "
                 f"{f['whole_peak_rss_mib']:.0f}); postprocessing {f['postprocess_mpx_s']} Mpx/s"
             )
+            if "cpu_bound_vs_network" in f:
+                lines.append(
+                    f"  CPU s/image: network {f['network_cpu_s_per_image']}, decoding "
+                    f"{f['decode_cpu_s_per_image']}, finishing {f['finish_cpu_s_per_image']}: "
+                    f"on {f['cores']} cores the whole prediction can reach at most "
+                    f"{f['cpu_bound_vs_network']}x the network"
+                )
     whole = figures.get("nuclei_predict")
     if whole:
         lines.append(
             f"nuclei-predict on the folder: exit {whole['returncode']}, {whole['wall_s']} s, "
             f"{whole.get('mpx_s')} Mpx/s = {whole.get('mpx_s_vs_network')}x the network, "
             f"{whole.get('mpx_s_vs_min_network_postprocess')}x min(network, postprocessing); "
-            f"past its fixed cost of {whole['fixed_cost_s']} s: {whole.get('steady_mpx_s')} "
-            f"Mpx/s = {whole.get('steady_mpx_s_vs_network')}x the network; "
+            f"from its first image done (after {whole.get('first_image_done_s')} s) to its "
+            f"last: {whole.get('steady_mpx_s')} Mpx/s = {whole.get('steady_mpx_s_vs_network')}x "
+            f"the network; "
             f"peak RSS {whole['peak_rss_mib']:.0f} MiB"
         )
     return "\n".join(lines)

@@ -83,7 +83,8 @@ def time_network(
     budget: float | None = None,
     repeats: int = 1,
 ) -> tuple[dict[str, Any], list[np.ndarray]]:
-    """Seconds per image of planned windows and of whole-image forwards, and the maps.
+    """Seconds per image of planned windows (also in CPU seconds, all threads) and of
+    whole-image forwards, and the maps.
 
     Chunks of ``batch_size`` images go through :func:`predict_maps` (planned from
     ``budget`` bytes, default the device's), each followed by the whole-image forwards of
@@ -95,6 +96,7 @@ def time_network(
     figures["profile_s"] = round(time.perf_counter() - started, 2)
     whole_forward(net, images[0][:64, :64], device)  # warm-up
     planned_s: list[float] = []
+    planned_cpu_s = 0.0
     whole_s: list[float] = []
     peaks: dict[str, float] = {}
     maps: list[np.ndarray] = []
@@ -103,6 +105,7 @@ def time_network(
         maps = []
         for first in range(0, len(images), batch_size):
             chunk = list(images[first : first + batch_size])
+            cpu_started = time.process_time()
             out, seconds = _timed(
                 lambda chunk=chunk: predict_maps(
                     net, chunk, "crop", batch_size=batch_size, device=device, memory_budget=budget
@@ -112,6 +115,7 @@ def time_network(
                 "network",
             )
             planned_s.append(seconds)
+            planned_cpu_s += time.process_time() - cpu_started
             maps.extend(out)
             for image, planned in zip(chunk, out, strict=True):
                 whole, seconds = _timed(
@@ -126,6 +130,7 @@ def time_network(
         repeats=repeats,
         budget_mib=round(budget / 2**20),
         network_s_per_image=significant(sum(planned_s) / count),
+        network_cpu_s_per_image=significant(planned_cpu_s / count),
         whole_s_per_image=significant(sum(whole_s) / count),
         network_vs_whole=significant(sum(planned_s) / sum(whole_s)),
         network_mpx_s=significant(megapixels / sum(planned_s)),

@@ -4,7 +4,8 @@ The command runs in its own process, as a user runs it (process start, checkpoin
 decoding, network, postprocessing, writing every file). Its memory is sampled from ``/proc``
 while it runs: its own peak resident set size (``VmHWM``; ``wait4``'s ``ru_maxrss`` would
 report this process's peak, inherited through ``vfork`` and ``exec``) and the peak of the sum
-over it and its worker processes.
+over it and its worker processes. :func:`completion_times` reads when each image was done
+from the records the command writes, for its throughput once it is running.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nuclei.benchmarks.memory_sampler import peak_rss_of, tree_rss_mib
+from nuclei.inference.image_records import records_dir
 
 SAMPLE_S = 0.1  # seconds between memory samples
 
@@ -53,6 +55,7 @@ def run_predict(
     log_file = log_file or output.parent / f"{output.name}.log"
     own_peak = tree_peak = 0.0
     with log_file.open("w") as log:
+        started_at = time.time()
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         while process.poll() is None:
@@ -63,6 +66,7 @@ def run_predict(
     result: dict[str, Any] = {
         "returncode": process.returncode,
         "wall_s": round(seconds, 2),
+        "started_at": started_at,
         "peak_rss_mib": round(own_peak, 1),
         "peak_tree_rss_mib": round(tree_peak, 1),
         "command": " ".join(command),
@@ -71,3 +75,11 @@ def run_predict(
     if megapixels is not None:
         result["mpx_s"] = round(megapixels / seconds, 3)
     return result
+
+
+def completion_times(output: Path, image_ids: Sequence[str]) -> list[float]:
+    """When each image's files were complete (its record's modification time), in order;
+    images without a record are left out."""
+    records = records_dir(output)
+    paths = [records / f"{image_id}.json" for image_id in image_ids]
+    return sorted(path.stat().st_mtime for path in paths if path.is_file())

@@ -4,7 +4,8 @@ Turning probability maps into nuclei, measuring them and encoding the files run 
 done in the process that runs the network they would leave it idle. :class:`PostprocessPool`
 hands each image to a pool of processes (``spawn``ed: they share nothing with the network's
 threads; each single-threaded, the pool being the parallelism) and lets at most
-``2 x workers`` images wait, so memory stays bounded while the network runs ahead.
+``2 x workers`` images wait beyond a batch of the network, so memory stays bounded while the
+network runs ahead (and a batch handed over at once never makes the network wait).
 ``workers=0`` does the work in the calling process.
 """
 
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nuclei.inference.background import lower_priority
 from nuclei.inference.image_files import LoadedImage
 from nuclei.inference.image_records import ImageRecord
 from nuclei.inference.writers import ImageFileWriter
@@ -73,30 +75,46 @@ def _ready() -> None:
 
 
 def start_workers(workers: int) -> ProcessPoolExecutor:
-    """A pool of ``workers`` spawned, single-threaded processes, all started now."""
-    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    """A pool of ``workers`` spawned, single-threaded processes at a lower CPU priority
+    (:mod:`nuclei.inference.background`), all started now."""
+    executor = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=lower_priority
+    )
     with _one_thread_per_process():
         wait([executor.submit(_ready) for _ in range(workers)])
     return executor
 
 
 def default_workers() -> int:
-    """Processes for postprocessing: half the cores (the network keeps the rest), at most 4."""
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
+    """Processes for postprocessing: one per core, at most 4. At their lower priority they
+    take what the network leaves; when it waits for them, every core finishes images (on 2
+    cores, 2 workers instead of 1 took nuclei-predict from 44.6 to 40.1 s on 16 images)."""
+    return max(1, min(4, os.cpu_count() or 1))
 
 
 class PostprocessPool:
     """Finishes images in ``workers`` processes; ``on_done(record)`` is called in order of
-    completion, in the calling process, by :meth:`submit` and :meth:`drain`."""
+    completion, in the calling process, by :meth:`submit` and :meth:`drain`.
+
+    At most ``batch + 2 x workers`` images wait (``batch``: the images the network hands over
+    at once): :meth:`submit` blocks beyond that.
+    """
 
     def __init__(
-        self, finishing: Finishing, workers: int, on_done: Callable[[ImageRecord], None]
+        self,
+        finishing: Finishing,
+        workers: int,
+        on_done: Callable[[ImageRecord], None],
+        batch: int = 1,
     ) -> None:
         if workers < 0:
             raise ValueError(f"postprocess workers must be >= 0, got {workers}")
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
         self.finishing = finishing
         self.workers = workers
         self.on_done = on_done
+        self.most_waiting = batch + 2 * workers
         self._pending: list[Future[ImageRecord]] = []
         self._executor = start_workers(workers) if workers else None
 
@@ -106,7 +124,7 @@ class PostprocessPool:
             self.on_done(finish_image(self.finishing, loaded, maps))
             return
         self._pending.append(self._executor.submit(finish_image, self.finishing, loaded, maps))
-        self._collect(block=len(self._pending) > 2 * self.workers)
+        self._collect(block=len(self._pending) > self.most_waiting)
 
     def _collect(self, block: bool) -> None:
         """Report finished images; with ``block``, wait for at least one first."""

@@ -1,8 +1,9 @@
 """The data module of a prediction: image files served to ``trainer.predict``.
 
-Images are decoded in DataLoader worker processes while the network works on the previous
-batch; under DDP the Trainer gives each process its own share of the files (Lightning's
-unrepeated sampler for prediction: every image to exactly one process).
+Images are decoded in DataLoader worker processes, at a lower CPU priority
+(:mod:`nuclei.inference.background`), while the network works on the previous batch; under
+DDP the Trainer gives each process its own share of the files (Lightning's unrepeated sampler
+for prediction: every image to exactly one process).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import lightning as L
 from torch.utils.data import DataLoader
 
+from nuclei.inference.background import lower_priority
 from nuclei.inference.image_files import ImageFiles, keep_as_list
 
 
@@ -45,4 +47,5 @@ class ImageFilesDataModule(L.LightningDataModule):
             shuffle=False,
             num_workers=self.workers,
             collate_fn=keep_as_list,
+            worker_init_fn=lower_priority,
         )

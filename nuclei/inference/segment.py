@@ -107,7 +107,9 @@ def segment_files(
     if skipped:
         log.info("%d of %d image(s) complete in %s: skipped", skipped, len(paths), output_dir)
     if todo:
-        writer = WriteSegmentedImages(finishing, options.postprocess_workers, options.progress)
+        writer = WriteSegmentedImages(
+            finishing, options.postprocess_workers, options.progress, settings.images_per_batch
+        )
         trainer = make_trainer([writer])
         data = ImageFilesDataModule(
             todo, options.max_pixels, settings.images_per_batch, options.decode_workers

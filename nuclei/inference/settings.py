@@ -45,7 +45,11 @@ class PredictionSettings:
     @property
     def images_per_batch(self) -> int:
         """Images handed to the network at once (resized ones batch together; native ones
-        share forward passes window by window, as many as the memory budget allows)."""
+        share forward passes window by window, as many as the memory budget allows; on the
+        CPU, where a pass holds one window of useful size, one at a time: each image then goes
+        to postprocessing as soon as its maps are ready)."""
+        if self.size_mode == "crop" and self.device.type == "cpu":
+            return 1
         return self.batch_size
 
     def maps(

@@ -24,12 +24,19 @@ log = logging.getLogger(__name__)
 
 
 class WriteSegmentedImages(BasePredictionWriter):
-    """Postprocesses and writes every predicted image; counts nuclei and failures."""
+    """Postprocesses and writes every predicted image; counts nuclei and failures.
 
-    def __init__(self, finishing: Finishing, workers: int, progress: bool = True) -> None:
+    ``workers`` processes postprocess (0: in this process); ``batch``: images per predicted
+    batch, which wait for them without holding up the network.
+    """
+
+    def __init__(
+        self, finishing: Finishing, workers: int, progress: bool = True, batch: int = 1
+    ) -> None:
         super().__init__(write_interval="batch")
         self.finishing = finishing
         self.workers = workers
+        self.batch = batch
         self.progress = progress
         #: This process's images written, nuclei found and failures (file -> error).
         self.written: list[str] = []
@@ -41,7 +48,7 @@ class WriteSegmentedImages(BasePredictionWriter):
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Start the worker processes and, in the first process, the progress bar."""
-        self._pool = PostprocessPool(self.finishing, self.workers, self._done)
+        self._pool = PostprocessPool(self.finishing, self.workers, self._done, self.batch)
         self._bar = progress_bar(self.progress and trainer.is_global_zero, show_current=True)
         self._bar.start()
         self._job = self._bar.add_task("Segmenting", total=_images_of(trainer), current="")

@@ -18,9 +18,11 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from nuclei.benchmarks import predict_command
+from nuclei.benchmarks.finishing_cost import cpu_bound_ratio
 from nuclei.benchmarks.large_image import random_unet, time_network, time_postprocess
 from nuclei.benchmarks.memory_sampler import PeakMemory, peak_rss_of, rss_mib, tree_rss_mib
 from nuclei.benchmarks.predict_inputs import benchmark_images, write_folder
+from nuclei.inference.image_records import records_dir
 from nuclei.runs.checkpoint import load_run, restore_task
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -71,6 +73,18 @@ def test_network_and_postprocessing_figures_on_tiny_images() -> None:
     assert post["instances_per_image"] == 2 and post["postprocess_mpx_s"] > 0
 
 
+def test_the_cpu_bound_is_the_network_time_over_all_cpu_work_shared_by_the_cores() -> None:
+    figures = {
+        "network_s_per_image": 2.0,
+        "network_cpu_s_per_image": 3.6,
+        "decode_cpu_s_per_image": 0.1,
+        "finish_cpu_s_per_image": 0.3,
+    }
+    assert cpu_bound_ratio(figures, cores=2) == 1.0  # 4 CPU-s on 2 cores: the network's 2 s
+    assert cpu_bound_ratio({**figures, "finish_cpu_s_per_image": 0.7}, cores=2) == 0.9091
+    assert cpu_bound_ratio({**figures, "network_s_per_image": 1.8}, cores=2) == 0.9
+
+
 def test_peak_memory_sees_an_allocation_inside_its_block() -> None:
     with PeakMemory() as peak:
         start = peak.rss_mib
@@ -93,6 +107,7 @@ def test_nuclei_predict_runs_as_a_command_with_its_options(
         tmp_path / "a.ckpt", tmp_path, tmp_path / "out", "cpu", ["tile=1024"], megapixels=2.0
     )
     assert result["returncode"] == 0 and result["mpx_s"] > 0
+    assert 0 <= time.time() - result["started_at"] < 60
     assert 0 < result["peak_rss_mib"] <= result["peak_tree_rss_mib"] < 100  # the shell's own
     logged = Path(result["log"]).read_text()
     assert f"ckpt_path={tmp_path / 'a.ckpt'}" in logged and "device=cpu" in logged
@@ -108,6 +123,12 @@ def test_the_script_measures_a_tiny_folder_end_to_end(script: ModuleType, tmp_pa
     for key in ("folder", "large"):
         assert figures[key]["max_abs_difference"] < 1e-4 and figures[key]["network_mpx_s"] > 0
         assert figures[key]["postprocess_mpx_s"] > 0 and figures[key]["plan"]["windows"] == 1
+    folder = figures["folder"]
+    assert folder["network_cpu_s_per_image"] > 0 and folder["decode_cpu_s_per_image"] > 0
+    assert folder["finish_cpu_s_per_image"] > 0 and 0 < folder["cpu_bound_vs_network"] <= 1
+    finished = sorted(p.name for p in (work / "finished").iterdir())
+    assert "image_000_overlay.png" in finished and "image_001_labels.tif" in finished
+    assert "cpu_bound_vs_network" not in figures["large"]  # no file of it to decode
     run = load_run(work / "run" / "checkpoints" / "random.ckpt")  # loads as nuclei-predict does
     assert run.config.data.size.mode == "crop"
     task = restore_task(run)
@@ -122,3 +143,14 @@ def test_the_script_measures_a_tiny_folder_end_to_end(script: ModuleType, tmp_pa
         "overlap=0",
     ]
     assert "network" in script.report(figures)
+
+
+def test_completion_times_are_the_records_times_in_order(tmp_path: Path) -> None:
+    records = records_dir(tmp_path)
+    records.mkdir()
+    for image_id, when in (("b", 200.0), ("a", 100.0), ("c", 150.0)):
+        (records / f"{image_id}.json").write_text("{}")
+        os.utime(records / f"{image_id}.json", (when, when))
+    (records / "d.failed.json").write_text("{}")  # a failure is no completion
+    times = predict_command.completion_times(tmp_path, ["a", "b", "c", "d"])
+    assert times == [100.0, 150.0, 200.0]

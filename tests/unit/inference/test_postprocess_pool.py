@@ -6,9 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nuclei.inference.background import HELPER_NICENESS, lower_priority
 from nuclei.inference.image_files import LoadedImage
 from nuclei.inference.image_records import ImageRecord
 from nuclei.inference.postprocess_pool import Finishing, PostprocessPool, start_workers
+from nuclei.inference.predict_data import ImageFilesDataModule
 from nuclei.inference.writers import ImageFileWriter
 from nuclei.instances.postprocess import PostprocessConfig
 
@@ -75,3 +77,16 @@ def test_workers_run_their_numeric_libraries_on_one_thread_each() -> None:
         executor.shutdown()
     assert seen == "1"
     assert os.environ.get("OMP_NUM_THREADS") == before  # the calling process keeps its own
+
+
+def test_workers_and_decoders_run_at_a_lower_priority(tmp_path: Path) -> None:
+    executor = start_workers(1)
+    try:
+        worker_niceness = executor.submit(os.nice, 0).result()
+    finally:
+        executor.shutdown()
+    expected = min(19, os.nice(0) + HELPER_NICENESS)  # 19: the lowest priority there is
+    assert worker_niceness == expected
+    assert os.nice(0) < expected  # the calling process (the network's) keeps its own
+    loader = ImageFilesDataModule([], 10**6, 1, workers=1).predict_dataloader()
+    assert loader.worker_init_fn is lower_priority

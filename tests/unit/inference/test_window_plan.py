@@ -10,7 +10,13 @@ from torch import nn
 from nuclei.inference.maps import predict_maps
 from nuclei.inference.network_profile import NetworkProfile, network_profile
 from nuclei.inference.tiling import tile_starts
-from nuclei.inference.window_plan import choose_windows, plan_windows
+from nuclei.inference.window_plan import (
+    CPU_PASS_PIXELS,
+    WindowPlan,
+    choose_windows,
+    passes_for_cpu,
+    plan_windows,
+)
 from nuclei.models.unet import build_unet
 
 DEFAULT_UNET = NetworkProfile(multiple=16, reach=94, bytes_per_pixel=612.0)
@@ -108,6 +114,18 @@ def test_tile_and_overlap_stay_overrides(unet: nn.Module) -> None:
     assert tiled.tile == (200, 200) and tiled.margin is not None and tiled.margin >= reach
     narrow = choose_windows(net, image, None, 16, 4, 2**20, cpu)
     assert narrow.overlap == 16 and narrow.margin == 8 and narrow.windows > 1
+
+
+def test_a_cpu_pass_holds_one_large_window_or_a_few_small_ones(unet: nn.Module) -> None:
+    cpu = torch.device("cpu")
+    large = choose_windows(unet, torch.rand(3, 512, 512), None, None, 8, 10 * GIB, cpu)
+    assert large.tile == (512, 512) and large.batch_size == 1 and large.images_per_pass == 1
+    small = choose_windows(unet, torch.rand(3, 64, 64), None, None, 32, 10 * GIB, cpu)
+    assert small.batch_size == CPU_PASS_PIXELS // (64 * 64) == 16
+    fixed = choose_windows(unet, torch.rand(3, 300, 300), 128, 32, 8, None, cpu)
+    assert fixed.batch_size == CPU_PASS_PIXELS // (128 * 128) == 4
+    plan = WindowPlan((64, 64), 0, 0, 16, batch_size=2, windows=1)
+    assert passes_for_cpu(plan) == plan  # never more windows than asked for
 
 
 def test_planning_works_for_a_plain_function() -> None:
