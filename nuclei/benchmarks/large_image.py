@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -75,6 +75,47 @@ def describe_plan(
     }
 
 
+@dataclass
+class _NetworkTimes:
+    """What :func:`time_network` adds up over its chunks of images."""
+
+    planned_s: float = 0.0
+    planned_cpu_s: float = 0.0
+    whole_s: float = 0.0
+    worst_difference: float = 0.0
+    peaks: dict[str, float] = field(default_factory=dict)
+
+
+def _time_chunk(
+    net: Forward,
+    chunk: list[np.ndarray],
+    device: torch.device,
+    batch_size: int,
+    budget: float,
+    times: _NetworkTimes,
+) -> list[np.ndarray]:
+    """Planned windows of ``chunk`` then its whole-image forwards, added to ``times``."""
+    cpu_started = time.process_time()
+    out, seconds = _timed(
+        lambda: predict_maps(
+            net, chunk, "crop", batch_size=batch_size, device=device, memory_budget=budget
+        ),
+        device,
+        times.peaks,
+        "network",
+    )
+    times.planned_s += seconds
+    times.planned_cpu_s += time.process_time() - cpu_started
+    for image, planned in zip(chunk, out, strict=True):
+        whole, seconds = _timed(
+            lambda image=image: whole_forward(net, image, device), device, times.peaks, "whole"
+        )
+        times.whole_s += seconds
+        difference = float(np.abs(whole - planned).max())
+        times.worst_difference = max(times.worst_difference, difference)
+    return out
+
+
 def time_network(
     net: Forward,
     images: Sequence[np.ndarray],
@@ -95,48 +136,27 @@ def time_network(
     figures = describe_plan(net, images[0], device, batch_size, budget)
     figures["profile_s"] = round(time.perf_counter() - started, 2)
     whole_forward(net, images[0][:64, :64], device)  # warm-up
-    planned_s: list[float] = []
-    planned_cpu_s = 0.0
-    whole_s: list[float] = []
-    peaks: dict[str, float] = {}
+    times = _NetworkTimes()
     maps: list[np.ndarray] = []
-    worst_difference = 0.0
     for _ in range(repeats):
         maps = []
         for first in range(0, len(images), batch_size):
             chunk = list(images[first : first + batch_size])
-            cpu_started = time.process_time()
-            out, seconds = _timed(
-                lambda chunk=chunk: predict_maps(
-                    net, chunk, "crop", batch_size=batch_size, device=device, memory_budget=budget
-                ),
-                device,
-                peaks,
-                "network",
-            )
-            planned_s.append(seconds)
-            planned_cpu_s += time.process_time() - cpu_started
-            maps.extend(out)
-            for image, planned in zip(chunk, out, strict=True):
-                whole, seconds = _timed(
-                    lambda image=image: whole_forward(net, image, device), device, peaks, "whole"
-                )
-                whole_s.append(seconds)
-                worst_difference = max(worst_difference, float(np.abs(whole - planned).max()))
+            maps.extend(_time_chunk(net, chunk, device, batch_size, budget, times))
     count = len(images) * repeats
     megapixels = sum(image.shape[0] * image.shape[1] for image in images) * repeats / 1e6
     figures.update(
         images=len(images),
         repeats=repeats,
         budget_mib=round(budget / 2**20),
-        network_s_per_image=significant(sum(planned_s) / count),
-        network_cpu_s_per_image=significant(planned_cpu_s / count),
-        whole_s_per_image=significant(sum(whole_s) / count),
-        network_vs_whole=significant(sum(planned_s) / sum(whole_s)),
-        network_mpx_s=significant(megapixels / sum(planned_s)),
-        whole_mpx_s=significant(megapixels / sum(whole_s)),
-        max_abs_difference=worst_difference,
-        **{key: round(value, 1) for key, value in peaks.items()},
+        network_s_per_image=significant(times.planned_s / count),
+        network_cpu_s_per_image=significant(times.planned_cpu_s / count),
+        whole_s_per_image=significant(times.whole_s / count),
+        network_vs_whole=significant(times.planned_s / times.whole_s),
+        network_mpx_s=significant(megapixels / times.planned_s),
+        whole_mpx_s=significant(megapixels / times.whole_s),
+        max_abs_difference=times.worst_difference,
+        **{key: round(value, 1) for key, value in times.peaks.items()},
     )
     return figures, maps
 

@@ -30,7 +30,7 @@ def finish_all(out: Path, workers: int) -> list[ImageRecord]:
     finishing = Finishing(PostprocessConfig(), "binary", ImageFileWriter(out))
     pool = PostprocessPool(finishing, workers, done.append)
     try:
-        for seed in range(5):  # more than 2 x workers wait: submit blocks for one
+        for seed in range(5):  # more than batch + 2 x workers (3) wait: submit blocks
             pool.submit(*blobs(seed))
         pool.drain()
     finally:
