@@ -90,8 +90,11 @@ def _last_words(exc: BaseException) -> str:
     return (specific or lines or [type(exc).__name__])[-1]
 
 
-def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
+def read_checkpoint(path: str | Path, trust: bool = False, mmap: bool = False) -> dict[str, Any]:
     """Load a Lightning checkpoint onto the CPU, refusing pickled code unless ``trust``.
+
+    ``mmap``: map the tensors from the file instead of reading them (for a look at the
+    bookkeeping entries without paying for the weights).
 
     ``weights_only=True`` (the default here) only unpickles tensors and plain containers, so
     a foreign file cannot run code while it loads. Raises :class:`CheckpointError` naming
@@ -103,7 +106,7 @@ def read_checkpoint(path: str | Path, trust: bool = False) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: is not a file (expected a .ckpt checkpoint file)")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=not trust)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=not trust, mmap=mmap)
     except pickle.UnpicklingError as exc:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
         if found and not trust:

@@ -59,7 +59,8 @@ def resume_config(run_dir: str | Path) -> DictConfig:
 
 def logging_step_of(checkpoint: Path) -> int:
     """The step the run's loggers write next when training continues from ``checkpoint``."""
-    state = read_checkpoint(checkpoint, trust=True)  # the run's own file, loaded whole anyway
+    # The run's own file (trusted); mapped, so its weights are not read here as well.
+    state = read_checkpoint(checkpoint, trust=True, mmap=True)
     loop = state.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
     return int(loop.get("_batches_that_stepped", state.get("global_step", 0)))
 
