@@ -1,19 +1,19 @@
-"""The images a prediction reads: found in a folder, decoded in DataLoader workers.
+"""The images a prediction reads: found in a folder, decoded for the network and measuring.
 
-:func:`find_images` lists the files to segment; :class:`ImageFiles` is the dataset
-``nuclei-predict`` feeds to ``trainer.predict``. A file that cannot be read (damaged,
-oversized, an unsupported layout) becomes a :class:`LoadedImage` carrying the error, so one bad
-file is reported and skipped without stopping the others.
+:func:`find_images` lists the files to segment; :func:`read_for_segmenting` decodes one into
+a :class:`LoadedImage`. A file that cannot be read (damaged, oversized, an unsupported
+layout) becomes a :class:`LoadedImage` carrying the error, so one bad file is reported and
+skipped without stopping the others. No torch here: the postprocessing processes import this
+module (and start faster without it); the dataset over these files is in
+:mod:`nuclei.inference.predict_data`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import Dataset
 
 from nuclei.data.sources.io import IMAGE_SUFFIXES, ImageReadError, read_raw_image
 from nuclei.inference.image_guard import pillow_pixel_limit, refuse_oversized
@@ -86,27 +86,3 @@ def read_for_segmenting(path: Path, max_pixels: int) -> tuple[np.ndarray, np.nda
         return raw, as_network_image(raw)
     except ValueError as exc:
         raise ImageReadError(f"{path}: {exc}") from exc
-
-
-class ImageFiles(Dataset[LoadedImage]):
-    """Image files as :class:`LoadedImage` items; unreadable ones carry their error."""
-
-    def __init__(self, paths: Sequence[Path], max_pixels: int) -> None:
-        self.paths = list(paths)
-        self.max_pixels = int(max_pixels)
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> LoadedImage:
-        path = self.paths[index]
-        try:
-            raw, image = read_for_segmenting(path, self.max_pixels)
-        except ValueError as exc:  # ImageReadError, ImageTooLargeError: named in the message
-            return LoadedImage(path.stem, path, error=str(exc))
-        return LoadedImage(path.stem, path, raw=raw, image=image)
-
-
-def keep_as_list(items: list[LoadedImage]) -> list[LoadedImage]:
-    """DataLoader ``collate_fn``: images of different sizes stay a list (no stacking)."""
-    return list(items)

@@ -17,7 +17,6 @@ from numbers import Real
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage as ndi
 from skimage.measure import regionprops_table
 
 #: Measured unless ``properties=`` says otherwise (``probability_mean`` only with probabilities).
@@ -112,7 +111,7 @@ def _foreground(probabilities: np.ndarray, shape: tuple[int, ...]) -> np.ndarray
         raise ValueError(
             f"probabilities of shape {probabilities.shape} do not match labels {shape}"
         )
-    return probabilities.astype(np.float64)
+    return probabilities  # np.bincount sums it in float64
 
 
 def _checked_labels(labels: np.ndarray) -> np.ndarray:
@@ -132,6 +131,13 @@ def _channel_planes(intensity: np.ndarray) -> list[tuple[str, np.ndarray]]:
     return [(f"-{c}", intensity[..., c]) for c in range(intensity.shape[-1])]
 
 
+def _sums_by_label(values: np.ndarray, bins: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """The sum of ``values`` over each bin of ``index`` (float64): one ``np.bincount``, as
+    :func:`scipy.ndimage.sum_labels` does once it has sorted the labels out (~3x faster)."""
+    sums = np.bincount(bins, weights=values.ravel(), minlength=int(index.max(initial=0)) + 1)
+    return sums[index]
+
+
 def _own_columns(
     table: dict[str, np.ndarray],
     wanted: tuple[str, ...],
@@ -140,12 +146,12 @@ def _own_columns(
     foreground: np.ndarray | None,
 ) -> dict[str, np.ndarray]:
     """``intensity_integrated``, ``touches_border`` and ``probability_mean`` where wanted."""
-    index = table["label"]
+    index = np.asarray(table["label"], dtype=np.intp)
+    bins = labels.ravel().astype(np.intp, copy=False)  # regionprops allows no huge labels
     own: dict[str, np.ndarray] = {}
     if "intensity_integrated" in wanted:
         for suffix, plane in _channel_planes(intensity):
-            summed = ndi.sum_labels(plane.astype(np.float64), labels, index=index)
-            own[f"intensity_integrated{suffix}"] = np.asarray(summed, dtype=np.float64)
+            own[f"intensity_integrated{suffix}"] = _sums_by_label(plane, bins, index)
     if "touches_border" in wanted:
         height, width = labels.shape
         own["touches_border"] = (
@@ -155,9 +161,8 @@ def _own_columns(
             | (table["bbox-3"] == width)
         )
     if "probability_mean" in wanted and foreground is not None:
-        own["probability_mean"] = np.asarray(
-            ndi.mean(foreground, labels, index=index), dtype=np.float64
-        )
+        areas = np.bincount(bins, minlength=int(index.max(initial=0)) + 1)[index]
+        own["probability_mean"] = _sums_by_label(foreground, bins, index) / areas
     return own
 
 

@@ -23,11 +23,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import roifile
 import tifffile
-from PIL import Image
 from scipy import ndimage as ndi
 from skimage.measure import find_contours
 
@@ -118,15 +118,31 @@ def save_probabilities(
         )
 
 
-#: zlib level of the PNGs a prediction writes. Pillow's default (6) spends ~3.5x the CPU of
-#: level 1 on an overlay for a file ~10% smaller: CPU the network needs on a small machine.
+#: zlib level and row filter of the PNGs a prediction writes. On a 1024^2 RGB overlay,
+#: libpng's level 6 with a filter chosen per row takes 192 ms for 769 kB, level 1 with it
+#: 42 ms for 891 kB, level 1 with the SUB filter on every row 26 ms for 917 kB: CPU the
+#: network needs on a small machine.
 PNG_COMPRESS_LEVEL = 1
+PNG_FILTER = cv2.IMWRITE_PNG_FILTER_SUB
 
 
 def save_png(path: Path, array: np.ndarray, compress_level: int = PNG_COMPRESS_LEVEL) -> None:
-    """Write a uint8 (H, W) or (H, W, 3) array as a PNG (zlib ``compress_level`` 0-9)."""
+    """Write a uint8 (H, W) or (H, W, 3) RGB array as a PNG (zlib ``compress_level`` 0-9)."""
+    array = np.asarray(array)
+    if array.dtype != np.uint8 or not (
+        array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)
+    ):
+        raise ValueError(
+            f"{path}: a PNG is written from uint8 (H, W) or (H, W, 3), got "
+            f"{array.dtype} {array.shape}"
+        )
+    pixels = array[..., ::-1] if array.ndim == 3 else array  # OpenCV takes BGR
+    options = [cv2.IMWRITE_PNG_COMPRESSION, compress_level, cv2.IMWRITE_PNG_FILTER, PNG_FILTER]
+    encoded, data = cv2.imencode(".png", np.ascontiguousarray(pixels), options)
+    if not encoded:
+        raise OSError(f"{path}: OpenCV could not encode the PNG")
     with atomic_path(path) as temporary:
-        Image.fromarray(array).save(temporary, format="PNG", compress_level=compress_level)
+        temporary.write_bytes(data.tobytes())
 
 
 def save_table(path: Path, table: pd.DataFrame) -> None:

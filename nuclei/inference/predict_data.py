@@ -13,10 +13,34 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from nuclei.inference.background import lower_priority
-from nuclei.inference.image_files import ImageFiles, keep_as_list
+from nuclei.inference.image_files import LoadedImage, read_for_segmenting
+
+
+class ImageFiles(Dataset[LoadedImage]):
+    """Image files as :class:`LoadedImage` items; unreadable ones carry their error."""
+
+    def __init__(self, paths: Sequence[Path], max_pixels: int) -> None:
+        self.paths = list(paths)
+        self.max_pixels = int(max_pixels)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> LoadedImage:
+        path = self.paths[index]
+        try:
+            raw, image = read_for_segmenting(path, self.max_pixels)
+        except ValueError as exc:  # ImageReadError, ImageTooLargeError: named in the message
+            return LoadedImage(path.stem, path, error=str(exc))
+        return LoadedImage(path.stem, path, raw=raw, image=image)
+
+
+def keep_as_list(items: list[LoadedImage]) -> list[LoadedImage]:
+    """DataLoader ``collate_fn``: images of different sizes stay a list (no stacking)."""
+    return list(items)
 
 
 def default_decode_workers() -> int:

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage as ndi
 from skimage.draw import disk
 
 from nuclei.inference.measure import KNOWN_PROPERTIES, measure_nuclei
@@ -155,3 +156,19 @@ def test_no_nuclei_gives_an_empty_table_with_the_columns() -> None:
 def test_an_image_of_another_size_is_refused() -> None:
     with pytest.raises(ValueError, match="does not match labels"):
         measure_nuclei(np.zeros((10, 10)), two_nuclei())
+
+
+def test_sums_and_mean_probability_are_scipys_to_the_last_bit() -> None:
+    rng = np.random.default_rng(3)
+    labels = ndi.label(rng.random((50, 61)) < 0.55)[0].astype(np.uint32)
+    labels[labels == 2] = 70_000  # a label beyond uint16
+    image = rng.integers(0, 65_536, size=(50, 61, 2)).astype(np.uint16)
+    probabilities = rng.random((2, 50, 61)).astype(np.float32)
+    table = measure_nuclei(image, labels, probabilities=probabilities)
+    index = table["label"].to_numpy()
+    for channel in range(2):
+        plane = image[..., channel].astype(np.float64)
+        expected = ndi.sum_labels(plane, labels, index=index)
+        np.testing.assert_array_equal(table[f"intensity_integrated-{channel}"], expected)
+    expected = ndi.mean(probabilities[0].astype(np.float64), labels, index=index)
+    np.testing.assert_array_equal(table["probability_mean"], expected)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 
 from nuclei.instances.postprocess import (
     SPLIT_METHODS,
     PostprocessConfig,
     binarize,
+    fill_holes,
     instances_from_probability,
 )
 
@@ -153,3 +155,17 @@ def test_bad_arguments() -> None:
         instances_from_probability(np.zeros((2, 8, 8)))
     with pytest.raises(ValueError, match=r"\(8,\)"):
         binarize(np.zeros(8))
+
+
+@pytest.mark.parametrize("connectivity", [1, 2])
+@pytest.mark.parametrize("seed", range(4))
+def test_fill_holes_is_scipys_with_the_complementary_connectivity(
+    connectivity: int, seed: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    mask = rng.random((40, 57)) < rng.uniform(0.4, 0.7)  # many holes, some at the edge
+    structure = ndi.generate_binary_structure(2, 3 - connectivity)
+    expected = ndi.binary_fill_holes(mask, structure=structure)
+    filled = fill_holes(mask, connectivity)
+    np.testing.assert_array_equal(filled, expected)
+    assert (filled & ~mask).any()  # the case holds holes to fill
