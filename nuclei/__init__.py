@@ -10,9 +10,16 @@ The notebook API (:mod:`nuclei.api`) is exported here and imported on first use,
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# albumentations asks PyPI for a newer version of itself when imported (an HTTPS request with
+# a 2 s timeout, DNS not included) in every process that imports it: each command, DataLoader
+# worker and DDP process. Offline (a cluster node) that delays them; anywhere it reports use.
+# Set here, before any of our modules imports it; NO_ALBUMENTATIONS_UPDATE=0 restores it.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 #: Public names and the module defining each.
 _API = {
