@@ -4,6 +4,7 @@ layered) still evaluates and predicts, and a new one rebuilds through Lightning 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +45,13 @@ def test_a_0_1_checkpoint_is_read_in_todays_shape() -> None:
 
 
 def test_a_0_1_checkpoint_evaluates_and_predicts(synthetic_root: Path, tmp_path: Path) -> None:
+    # A copy: nuclei-eval writes its results beside the checkpoint, not into the source tree.
+    checkpoint = Path(shutil.copy(LEGACY_CHECKPOINT, tmp_path / LEGACY_CHECKPOINT.name))
     evaluation = evaluate(
         compose_for(
             "eval",
             tmp_path / "eval",
-            f"ckpt_path={LEGACY_CHECKPOINT}",
+            f"ckpt_path={checkpoint}",
             f"data.source.root={synthetic_root}",
         )
     )
@@ -59,13 +62,14 @@ def test_a_0_1_checkpoint_evaluates_and_predicts(synthetic_root: Path, tmp_path:
         compose_for(
             "predict",
             tmp_path / "predict",
-            f"ckpt_path={LEGACY_CHECKPOINT}",
+            f"ckpt_path={checkpoint}",
             f"input={synthetic_root}",
             f"output={out}",
         )
     )
     assert len(report.images) == 12 and not report.failures
     assert (out / "summary.csv").is_file()
+    assert any(tmp_path.glob(f"{checkpoint.stem}.val.*.eval.json"))  # written beside the copy
 
 
 def test_a_new_checkpoint_rebuilds_with_lightning_alone(trained_run: Path) -> None:
