@@ -80,7 +80,9 @@ def native_maps(
         plan = choose_windows(net, first, tile, overlap, batch_size, memory_budget, where)
         for start in range(0, len(indices), plan.images_per_pass):
             chunk = indices[start : start + plan.images_per_pass]
-            batch = torch.stack([to_tensor(images[i], intensity) for i in chunk])
+            batch = torch.stack(
+                [first if i == indices[0] else to_tensor(images[i], intensity) for i in chunk]
+            )
             probs = tiled_predict(
                 net,
                 batch,

@@ -180,6 +180,9 @@ def tiled_predict(
     n_images, _, height, width = batch.shape
     device = torch.device(device) if device is not None else default_device(net, batch)
     batch = pad_to_multiple(batch, multiple)
+    if tile[0] >= batch.shape[-2] and tile[1] >= batch.shape[-1]:  # one window: the image
+        result = _whole_images(net, batch, batch_size, activation, device)
+        return _cropped(result, height, width, image.ndim)
     blender = _Blender(*batch.shape[-2:], tile, overlap, margin)
 
     result: torch.Tensor | None = None
@@ -197,6 +200,30 @@ def tiled_predict(
             result[(n, slice(None), *blender.region(y, x))] += window_out * blender.weights(y, x)
     assert result is not None  # at least one window per image
     result /= blender.total.clamp_min(1e-12)
+    return _cropped(result, height, width, image.ndim)
+
+
+def _whole_images(
+    net: Forward,
+    batch: torch.Tensor,
+    batch_size: int,
+    activation: Activation,
+    device: torch.device,
+) -> torch.Tensor:
+    """The outputs of (N, C, H, W) images that are each a single window: what blending would
+    give (its weights are all 1), without the blending's buffers."""
+    outputs = []
+    for first in range(0, batch.shape[0], batch_size):
+        out = net(batch[first : first + batch_size].to(device))
+        if activation is not None:
+            out = activation(out)
+        outputs.append(out.float().cpu())
+    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+
+def _cropped(result: torch.Tensor, height: int, width: int, ndim: int) -> torch.Tensor:
+    """(N, K, H', W') results cut back to the images' (height, width), (K, H, W) for one
+    (C, H, W) image (``ndim`` 3)."""
     if result.shape[-2:] != (height, width):
         result = result[..., :height, :width].contiguous()
-    return result if image.ndim == 4 else result[0]
+    return result if ndim == 4 else result[0]

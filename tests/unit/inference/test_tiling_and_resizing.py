@@ -139,6 +139,23 @@ def test_batched_input_equals_per_image_and_tiny_images_work() -> None:
     torch.testing.assert_close(tiled_predict(net, tiny, tile=32, overlap=16), expected)
 
 
+def test_an_image_in_one_window_is_the_networks_output_bit_for_bit() -> None:
+    """Images that fit one window skip the blending (its weights are all 1): the result is
+    the network's output on the padded images, cut back (bit for bit in the same passes)."""
+    net = tiny_conv_net(seed=4)
+    batch = torch.stack([random_image(45, 61, seed=s) for s in range(3)])
+    padded = F.pad(batch, (0, 3, 0, 3), mode="reflect")  # to the multiple 16: 48 x 64
+    with torch.no_grad():
+        expected = torch.sigmoid(net(padded))[..., :45, :61]
+        second = torch.sigmoid(net(padded[1:2]))[0, :, :45, :61]
+    got = tiled_predict(net, batch, tile=64, overlap=0, batch_size=3, multiple=16)
+    assert torch.equal(got, expected)
+    in_passes_of_two = tiled_predict(net, batch, tile=64, overlap=0, batch_size=2, multiple=16)
+    torch.testing.assert_close(in_passes_of_two, expected, atol=1e-6, rtol=0)
+    alone = tiled_predict(net, batch[1], tile=(64, 96), overlap=8, multiple=16)
+    assert torch.equal(alone, second)
+
+
 def test_bad_arguments_are_refused() -> None:
     image = random_image(20, 20)
     with pytest.raises(ValueError, match="overlap"):
