@@ -14,11 +14,26 @@ import torch
 
 from nuclei.data.config import SIZE_MODES, IntensityConfig
 from nuclei.inference.device import default_device
-from nuclei.inference.resizing import resized_predict, to_tensor
+from nuclei.inference.resizing import resized_input, resized_predict, to_tensor
 from nuclei.inference.tiling import tiled_predict
 from nuclei.inference.window_plan import choose_windows
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+def network_input(
+    image: np.ndarray,
+    size_mode: str = "resize",
+    image_size: int = 128,
+    intensity: IntensityConfig | None = None,
+) -> torch.Tensor:
+    """What the network sees of one (H, W, 3) uint8 image before batching: resized to
+    ``image_size`` and normalised (resize mode), or normalised at its own size (crop)."""
+    if size_mode == "resize":
+        return resized_input(image, image_size, intensity)
+    if size_mode == "crop":
+        return to_tensor(image, intensity)
+    raise ValueError(f"size_mode must be one of {SIZE_MODES}, got {size_mode!r}")
 
 
 def predict_maps(
@@ -32,6 +47,7 @@ def predict_maps(
     device: torch.device | str | None = None,
     intensity: IntensityConfig | None = None,
     memory_budget: float | None = None,
+    inputs: Sequence[torch.Tensor] | None = None,
 ) -> list[np.ndarray]:
     """Probability maps (C, H, W) float32 per (H, W, 3) uint8 image, the way it was trained.
 
@@ -41,15 +57,18 @@ def predict_maps(
     (bytes per forward pass; None: the device's default) unless ``tile`` and ``overlap``
     say otherwise. Each image is normalised as ``intensity`` says, like the training images
     (default: values / 255). ``batch_size`` caps the images (resize) or windows (crop) per
-    forward pass.
+    forward pass. ``inputs``: the images' :func:`network_input` tensors, made beforehand (in a
+    DataLoader worker, say), with the same settings.
     """
     if size_mode == "resize":
         probs = resized_predict(
-            net, images, image_size, batch_size=batch_size, device=device, intensity=intensity
+            net, images, image_size, batch_size, device=device, intensity=intensity, inputs=inputs
         )
         return [p.numpy() for p in probs]
     if size_mode == "crop":
-        return native_maps(net, images, tile, overlap, batch_size, device, intensity, memory_budget)
+        return native_maps(
+            net, images, tile, overlap, batch_size, device, intensity, memory_budget, inputs
+        )
     raise ValueError(f"size_mode must be one of {SIZE_MODES}, got {size_mode!r}")
 
 
@@ -62,8 +81,10 @@ def native_maps(
     device: torch.device | str | None = None,
     intensity: IntensityConfig | None = None,
     memory_budget: float | None = None,
+    inputs: Sequence[torch.Tensor] | None = None,
 ) -> list[np.ndarray]:
-    """Probability maps at native resolution through :func:`tiled_predict`.
+    """Probability maps at native resolution through :func:`tiled_predict` (``inputs``: the
+    images' :func:`to_tensor` tensors, made beforehand).
 
     Images of one size share a :class:`~nuclei.inference.window_plan.WindowPlan`
     (:func:`choose_windows`) and go through the network together, their windows batched
@@ -74,15 +95,17 @@ def native_maps(
     for index, image in enumerate(images):
         by_size.setdefault(tuple(image.shape), []).append(index)
     maps: list[np.ndarray | None] = [None] * len(images)
+
+    def tensor(i: int) -> torch.Tensor:
+        return to_tensor(images[i], intensity) if inputs is None else inputs[i]
+
     for indices in by_size.values():
-        first = to_tensor(images[indices[0]], intensity)
+        first = tensor(indices[0])
         where = torch.device(device) if device is not None else default_device(net, first)
         plan = choose_windows(net, first, tile, overlap, batch_size, memory_budget, where)
         for start in range(0, len(indices), plan.images_per_pass):
             chunk = indices[start : start + plan.images_per_pass]
-            batch = torch.stack(
-                [first if i == indices[0] else to_tensor(images[i], intensity) for i in chunk]
-            )
+            batch = torch.stack([first if i == indices[0] else tensor(i) for i in chunk])
             probs = tiled_predict(
                 net,
                 batch,

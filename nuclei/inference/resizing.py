@@ -24,6 +24,14 @@ def to_tensor(image: np.ndarray, intensity: IntensityConfig | None = None) -> to
     return torch.from_numpy(np.ascontiguousarray(normalized, dtype=np.float32)).permute(2, 0, 1)
 
 
+def resized_input(
+    image: np.ndarray, size: int, intensity: IntensityConfig | None = None
+) -> torch.Tensor:
+    """The (3, size, size) tensor the network sees of an (H, W, 3) uint8 image in resize mode:
+    resized as in training (:func:`nuclei.data.decode.resize_image`), then :func:`to_tensor`."""
+    return to_tensor(resize_image(image, size), intensity)
+
+
 @torch.inference_mode()
 def resized_predict(
     net: Forward,
@@ -33,20 +41,25 @@ def resized_predict(
     activation: Activation = torch.sigmoid,
     device: torch.device | str | None = None,
     intensity: IntensityConfig | None = None,
+    inputs: Sequence[torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
     """Probabilities (K, H, W) per (H, W, 3) uint8 image, predicted at ``size x size``.
 
-    Each image is resized and normalised as in training
-    (:func:`nuclei.data.decode.resize_image`, then :func:`to_tensor`), batches of up to
-    ``batch_size`` go through the network, and each output is scaled back to its image's own
-    size (:func:`nuclei.data.batches.scale_to_size`, as validation scores it).
+    Each image is resized and normalised as in training (:func:`resized_input`; ``inputs``:
+    those tensors, made beforehand), batches of up to ``batch_size`` go through the network,
+    and each output is scaled back to its image's own size
+    (:func:`nuclei.data.batches.scale_to_size`, as validation scores it).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     results: list[torch.Tensor] = []
     for first in range(0, len(images), batch_size):
         chunk = images[first : first + batch_size]
-        batch = torch.stack([to_tensor(resize_image(img, size), intensity) for img in chunk])
+        batch = torch.stack(
+            [resized_input(img, size, intensity) for img in chunk]
+            if inputs is None
+            else list(inputs[first : first + batch_size])
+        )
         device_ = torch.device(device) if device is not None else default_device(net, batch)
         out = net(batch.to(device_))
         if activation is not None:

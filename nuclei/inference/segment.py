@@ -112,7 +112,11 @@ def segment_files(
         )
         trainer = make_trainer([writer])
         data = ImageFilesDataModule(
-            todo, options.max_pixels, settings.images_per_batch, options.decode_workers
+            todo,
+            options.max_pixels,
+            settings.images_per_batch,
+            options.decode_workers,
+            settings.network_input,
         )
         trainer.predict(ProbabilityMaps(net, settings), datamodule=data, return_predictions=False)
         _record_share(output_dir, trainer, writer.written)

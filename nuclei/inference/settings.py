@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from nuclei.data.config import IntensityConfig
-from nuclei.inference.maps import Forward, predict_maps
+from nuclei.inference.maps import Forward, network_input, predict_maps
 
 
 @dataclass
@@ -52,11 +52,21 @@ class PredictionSettings:
             return 1
         return self.batch_size
 
+    def network_input(self, image: np.ndarray) -> torch.Tensor:
+        """What the network sees of an (H, W, 3) uint8 image before batching, these settings'
+        way (:func:`~nuclei.inference.maps.network_input`): work a DataLoader worker can do."""
+        return network_input(image, self.size_mode, self.image_size, self.intensity)
+
     def maps(
-        self, net: Forward, images: Sequence[np.ndarray], device: torch.device | None = None
+        self,
+        net: Forward,
+        images: Sequence[np.ndarray],
+        device: torch.device | None = None,
+        inputs: Sequence[torch.Tensor] | None = None,
     ) -> list[np.ndarray]:
         """(C, H, W) probability maps of (H, W, 3) uint8 images, run these settings' way
-        (:func:`~nuclei.inference.maps.predict_maps`) on ``device`` (default: ``self.device``)."""
+        (:func:`~nuclei.inference.maps.predict_maps`) on ``device`` (default: ``self.device``);
+        ``inputs``: their :meth:`network_input` tensors, when made beforehand."""
         return predict_maps(
             net,
             images,
@@ -68,4 +78,5 @@ class PredictionSettings:
             device=self.device if device is None else device,
             intensity=self.intensity,
             memory_budget=self.memory_budget,
+            inputs=inputs,
         )
