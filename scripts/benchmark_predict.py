@@ -3,19 +3,22 @@
 python scripts/benchmark_predict.py --out predict.json            # 64 x 1024^2 + one 4096^2
 python scripts/benchmark_predict.py --count 4 --large-size 2048   # a quick run
 python scripts/benchmark_predict.py --device cuda --out gpu.json
-python scripts/benchmark_predict.py --ckpt outputs/train/<run>/checkpoints/last.ckpt
+python scripts/benchmark_predict.py --ckpt outputs/train/<run>/checkpoints/<best>.ckpt  # trained
 
 On a folder of ``--count`` synthetic ``--size`` images (written as PNG) and one
 ``--large-size`` image, with the default U-Net in crop mode (a checkpoint with random weights
-unless ``--ckpt``; throughput does not depend on them), it measures:
+unless ``--ckpt``: the network's time does not depend on the weights, finishing's does, and
+random weights find one or two image-sized objects; a trained checkpoint gives realistic
+postprocessing and measuring), it measures:
 (a) one whole-image forward per image (the baseline) and (b) the network on the windows
 planned from the memory budget (``predict_maps`` in crop mode), alternated chunk by chunk,
 as seconds per image, their ratio and Mpx/s, with the largest difference of their maps;
 (c) postprocessing alone (Mpx/s), and the CPU seconds per image of the network, of decoding
 and of finishing (postprocessing, measurements, files), with the bound they set on the whole
 prediction's throughput against the network on these cores; (d) the whole ``nuclei-predict``
-on the folder, in its own process (Mpx/s, and its ratio to the network alone and to
-min(network, postprocessing)), whole and from its first image done to its last;
+on the folder, in its own process (Mpx/s, and its ratio to the network alone, timed again on
+``--baseline-images`` of the folder just before and just after it, and to min(network,
+postprocessing)), whole and from its first image done to its last;
 (e) peak memory of each: resident set size, and GPU memory with ``--device cuda``.
 Figures are printed and, with ``--out``, written as JSON.
 """
@@ -56,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ckpt", type=Path, default=None, help="default: random weights")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary one")
     parser.add_argument("--skip-predict", action="store_true", help="no nuclei-predict run")
+    parser.add_argument(
+        "--baseline-images",
+        type=int,
+        default=8,
+        help="images of the folder timed again just before and after nuclei-predict",
+    )
     parser.add_argument(
         "--predict-arg", action="append", default=[], help="extra nuclei-predict KEY=VALUE"
     )
@@ -102,22 +111,41 @@ def network_figures(
     return {"size": images[0].shape[0], **figures}
 
 
+def network_around(net: Any, images: list, device: torch.device, args: argparse.Namespace) -> float:
+    """Mpx/s of the network alone on ``images`` (planned windows, as in (b)), measured now:
+    the baseline of (d), taken just before and just after it, as the machine may have sped up
+    or slowed down since (b) (shared machines do)."""
+    budget = args.budget_gib * 2**30 if args.budget_gib else None
+    figures, _ = time_network(net, images, device, args.batch_size, budget, 1)
+    return figures["network_mpx_s"]
+
+
 def predict_figures(
-    ckpt: Path, folder: Path, work: Path, folder_figures: dict[str, Any], args: argparse.Namespace
+    ckpt: Path,
+    folder: Path,
+    work: Path,
+    folder_figures: dict[str, Any],
+    args: argparse.Namespace,
+    baseline: tuple[Any, list, torch.device],
 ) -> dict[str, Any]:
     """(d): nuclei-predict on the folder; besides its whole run, its steady throughput between
-    its first and last image completed (their records' times: no start-up in it)."""
+    its first and last image completed (their records' times: no start-up in it). Ratios are
+    to the network alone on ``baseline``'s images, the mean of its figures just before and
+    just after the run."""
     overrides = predict_overrides(folder_figures["plan"], args)
     megapixels = args.count * args.size**2 / 1e6
     output = work / "predicted"
+    before = network_around(*baseline, args)
     whole = run_predict(ckpt, folder, output, args.device, overrides, megapixels)
+    after = network_around(*baseline, args)
     done = completion_times(output, [path.stem for path in sorted(folder.glob("*.png"))])
     if len(done) >= 2:
         whole["first_image_done_s"] = round(done[0] - whole["started_at"], 2)
         whole["first_to_last_image_s"] = round(done[-1] - done[0], 2)
         steady_megapixels = megapixels * (len(done) - 1) / args.count
         whole["steady_mpx_s"] = significant(steady_megapixels / (done[-1] - done[0]))
-    network = folder_figures["network_mpx_s"]
+    network = significant((before + after) / 2)
+    whole["network_mpx_s_before_after"] = [before, after]
     slowest = min(network, folder_figures["postprocess_mpx_s"])
     for key in ("mpx_s", "steady_mpx_s"):
         if whole.get(key):
@@ -138,6 +166,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     progress(f"network and postprocessing on {args.count} images of {args.size}^2")
     files = sorted(folder.glob("*.png"))
     figures["folder"] = network_figures(net, images, device, args, run, 1, files, work / "finished")
+    baseline = (net, images[: args.baseline_images], device)
     del images
     if args.large_size:
         large = benchmark_images(1, args.large_size, seed=100)
@@ -146,7 +175,9 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         del large
     if not args.skip_predict:
         progress("nuclei-predict on the folder")
-        figures["nuclei_predict"] = predict_figures(ckpt, folder, work, figures["folder"], args)
+        figures["nuclei_predict"] = predict_figures(
+            ckpt, folder, work, figures["folder"], args, baseline
+        )
     return figures
 
 
@@ -198,7 +229,8 @@ def report(figures: dict[str, Any]) -> str:
             f"{whole.get('mpx_s_vs_min_network_postprocess')}x min(network, postprocessing); "
             f"from its first image done (after {whole.get('first_image_done_s')} s) to its "
             f"last: {whole.get('steady_mpx_s')} Mpx/s = {whole.get('steady_mpx_s_vs_network')}x "
-            f"the network; "
+            f"the network (network alone just before/after: "
+            f"{whole.get('network_mpx_s_before_after')} Mpx/s); "
             f"peak RSS {whole['peak_rss_mib']:.0f} MiB"
         )
     return "\n".join(lines)

@@ -154,3 +154,48 @@ def test_completion_times_are_the_records_times_in_order(tmp_path: Path) -> None
     (records / "d.failed.json").write_text("{}")  # a failure is no completion
     times = predict_command.completion_times(tmp_path, ["a", "b", "c", "d"])
     assert times == [100.0, 150.0, 200.0]
+
+
+def test_nuclei_predict_is_compared_with_the_network_timed_just_before_and_after_it(
+    script: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    network = iter([1.0, 3.0])  # Mpx/s before and after: the machine sped up meanwhile
+
+    def network_around(*arguments: object) -> float:
+        calls.append("network")
+        return next(network)
+
+    def run_predict(ckpt: Path, folder: Path, output: Path, *rest: object) -> dict:
+        calls.append("nuclei-predict")
+        records = records_dir(output)
+        records.mkdir(parents=True)
+        for second, name in enumerate(["a", "b", "c"]):  # done at 101, 102, 103 s
+            (records / f"{name}.json").write_text("{}")
+            os.utime(records / f"{name}.json", (101 + second, 101 + second))
+        return {"wall_s": 4.0, "started_at": 100.0, "mpx_s": 0.75}
+
+    monkeypatch.setattr(script, "network_around", network_around)
+    monkeypatch.setattr(script, "run_predict", run_predict)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in "abc":
+        (folder / f"{name}.png").touch()
+    args = script.parse_args(["--count", "3", "--size", "1000"])  # 3 Mpx in all
+    folder_figures = {"plan": {"tile": [1000, 1000], "overlap": 0}, "postprocess_mpx_s": 1.5}
+    whole = script.predict_figures(
+        tmp_path / "a.ckpt", folder, tmp_path, folder_figures, args, (None, [], None)
+    )
+    assert calls == ["network", "nuclei-predict", "network"]
+    assert whole["network_mpx_s_before_after"] == [1.0, 3.0]
+    assert whole["first_image_done_s"] == 1.0 and whole["first_to_last_image_s"] == 2.0
+    assert whole["steady_mpx_s"] == pytest.approx(1.0)  # 2 of the 3 Mpx in 2 s
+    assert whole["mpx_s_vs_network"] == pytest.approx(0.375)  # against the mean, 2 Mpx/s
+    assert whole["steady_mpx_s_vs_network"] == pytest.approx(0.5)
+    assert whole["steady_mpx_s_vs_min_network_postprocess"] == pytest.approx(1.0 / 1.5, 1e-3)
+
+
+def test_the_network_is_timed_alone_on_a_few_images(script: ModuleType) -> None:
+    images = benchmark_images(2, 64)
+    args = script.parse_args(["--batch-size", "2"])
+    assert script.network_around(random_unet(), images, torch.device("cpu"), args) > 0
