@@ -17,6 +17,7 @@ from nuclei.benchmarks.runner import run_benchmark
 from nuclei.benchmarks.settings import Settings, add_setting_arguments
 from nuclei.benchmarks.variants import DEFAULT_VARIANTS, VARIANTS
 from nuclei.benchmarks.worker import write_result
+from nuclei.heap import keep_freed_memory
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run every measurement, each in its own subprocess, and report (``--worker``: one, here)."""
     settings, args = parse_args(argv)
     if args.worker is not None:
+        keep_freed_memory()  # as nuclei-train does
         write_result(args.worker, settings, args.result)
         return
     run_benchmark(settings, args.variants, args.warm_cache, args.worker_timeout, args.out)

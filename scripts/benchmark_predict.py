@@ -39,6 +39,7 @@ from nuclei.benchmarks.finishing_cost import available_cores, cpu_bound_ratio, t
 from nuclei.benchmarks.large_image import significant, time_network, time_postprocess
 from nuclei.benchmarks.predict_command import completion_times, run_predict
 from nuclei.benchmarks.predict_inputs import benchmark_images, write_folder, write_random_checkpoint
+from nuclei.heap import keep_freed_memory
 from nuclei.inference.postprocess_pool import Finishing
 from nuclei.inference.writers import ImageFileWriter
 from nuclei.runs.checkpoint import CONFIG_KEY, load_run, postprocess_of, restore_task
@@ -186,6 +187,7 @@ def settings_of(args: argparse.Namespace, ckpt: Path) -> dict[str, Any]:
     return {
         "device": args.device,
         "threads": torch.get_num_threads(),
+        "freed_memory_kept": getattr(args, "heap_kept", False),
         "count": args.count,
         "size": args.size,
         "large_size": args.large_size,
@@ -239,6 +241,7 @@ def report(figures: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark, print its figures, write them to ``--out``."""
     args = parse_args(argv)
+    args.heap_kept = keep_freed_memory()  # as nuclei-predict does: the same network speed
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.workdir:

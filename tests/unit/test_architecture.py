@@ -24,6 +24,7 @@ LAYERS = (
     "synthetic",
     "models",
     "progress",
+    "heap",
 )
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
