@@ -3,12 +3,12 @@
 On a CPU, a network's forward and backward passes allocate and free tensors of tens to
 hundreds of MB at every layer. glibc's ``malloc`` serves blocks that large with ``mmap`` and
 returns them with ``munmap`` (and trims the heap's free top back to the system), so every
-pass maps fresh pages and the kernel zeroes each one on first touch: with the default U-Net
-on a 1024x1024 image, 580,000 page faults and 0.96 s of system time per forward, half its CPU.
+pass maps fresh pages and the kernel zeroes each one on first touch: with a 16-channel U-Net
+on a 1024x1024 image, 620,000 page faults and 1.06 s of system time per forward, half its CPU.
 :func:`keep_freed_memory` raises the ``mmap`` threshold (1 GiB) and the trim threshold
 (2 GiB) with ``mallopt``, so freed blocks stay in the heap and the next pass reuses them: the
-same forward then takes 0.60 s instead of 1.16 s on 2 cores, and the peak resident memory
-grows by ~4% (the heap keeps up to 2 GiB free). Every ``nuclei-*`` command calls it at
+same forward then takes 0.65 s instead of 1.27 s on 2 cores, for a peak resident memory 22%
+higher (``scripts/benchmark_heap.py``). Every ``nuclei-*`` command calls it at
 start-up (DataLoader workers forked from it inherit it); a notebook can call it too.
 
 Nothing changes where ``malloc`` is not glibc's, or when the user set ``MALLOC_MMAP_THRESHOLD_``
