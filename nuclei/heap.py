@@ -18,7 +18,6 @@ or ``MALLOC_TRIM_THRESHOLD_`` (their choice stands), or ``NUCLEI_KEEP_FREED_MEMO
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 
@@ -37,12 +36,13 @@ _USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
 
 
 def _glibc() -> ctypes.CDLL | None:
-    """This process's C library when it is glibc (it has ``mallopt``), else None."""
-    name = ctypes.util.find_library("c")
-    if name is None or os.name != "posix":
+    """This process's C library when it is glibc (it has ``mallopt``), else None. Looked up
+    among the symbols the process already has (``CDLL(None)``), not with
+    ``ctypes.util.find_library``, which runs ``ldconfig`` in a subprocess."""
+    if os.name != "posix":
         return None
     try:
-        libc = ctypes.CDLL(name)
+        libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018  (glibc only: musl and macOS lack it)
         return libc
     except (OSError, AttributeError):

@@ -87,6 +87,11 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def budget_of(args: argparse.Namespace) -> float | None:
+    """``--budget-gib`` in bytes per forward pass; None: the device's default."""
+    return args.budget_gib * 2**30 if args.budget_gib else None
+
+
 def network_figures(
     net: Any,
     images: list,
@@ -100,8 +105,7 @@ def network_figures(
     """(a), (b), (c) and (e) for some images of one size; with their ``files``, also the CPU
     cost of decoding and finishing them (written into ``finished``) and the throughput
     bound it sets on these cores."""
-    budget = args.budget_gib * 2**30 if args.budget_gib else None
-    figures, maps = time_network(net, images, device, args.batch_size, budget, repeats)
+    figures, maps = time_network(net, images, device, args.batch_size, budget_of(args), repeats)
     figures.update(time_postprocess(maps, postprocess_of(run), run.target))
     if files is not None and finished is not None:
         finished.mkdir(parents=True, exist_ok=True)
@@ -116,8 +120,7 @@ def network_around(net: Any, images: list, device: torch.device, args: argparse.
     """Mpx/s of the network alone on ``images`` (planned windows, as in (b)), measured now:
     the baseline of (d), taken just before and just after it, as the machine may have sped up
     or slowed down since (b) (shared machines do)."""
-    budget = args.budget_gib * 2**30 if args.budget_gib else None
-    figures, _ = time_network(net, images, device, args.batch_size, budget, 1)
+    figures, _ = time_network(net, images, device, args.batch_size, budget_of(args), 1)
     return figures["network_mpx_s"]
 
 

@@ -190,10 +190,7 @@ def tiled_predict(
     for first in range(0, len(jobs), batch_size):
         chunk = jobs[first : first + batch_size]
         crops = torch.stack([batch[(n, slice(None), *blender.region(y, x))] for n, y, x in chunk])
-        out = net(crops.to(device))
-        if activation is not None:
-            out = activation(out)
-        out = out.float().cpu()
+        out = _outputs(net, crops, activation, device)
         if result is None:
             result = torch.zeros(n_images, out.shape[1], *batch.shape[-2:])
         for (n, y, x), window_out in zip(chunk, out, strict=True):
@@ -212,13 +209,21 @@ def _whole_images(
 ) -> torch.Tensor:
     """The outputs of (N, C, H, W) images that are each a single window: what blending would
     give (its weights are all 1), without the blending's buffers."""
-    outputs = []
-    for first in range(0, batch.shape[0], batch_size):
-        out = net(batch[first : first + batch_size].to(device))
-        if activation is not None:
-            out = activation(out)
-        outputs.append(out.float().cpu())
+    outputs = [
+        _outputs(net, batch[first : first + batch_size], activation, device)
+        for first in range(0, batch.shape[0], batch_size)
+    ]
     return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+
+def _outputs(
+    net: Forward, crops: torch.Tensor, activation: Activation, device: torch.device
+) -> torch.Tensor:
+    """``net``'s outputs for a batch of windows on ``device``, activated, as float32 on the CPU."""
+    out = net(crops.to(device))
+    if activation is not None:
+        out = activation(out)
+    return out.float().cpu()
 
 
 def _cropped(result: torch.Tensor, height: int, width: int, ndim: int) -> torch.Tensor:
