@@ -26,10 +26,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage as ndi
 
 from nuclei.data.sources.io import read_raw_image
-from nuclei.data.sources.rle import rle_encode
+from nuclei.data.sources.rle import instance_rles
 from nuclei.inference.image_records import ImageRecord, save_record
 from nuclei.inference.measure import measure_nuclei, select_properties
 from nuclei.inference.output_files import (
@@ -77,24 +76,6 @@ def overlay_outlines(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
     marked = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image.copy()
     marked[inner_outlines(labels)] = OUTLINE_RGB
     return marked
-
-
-def instance_rles(labels: np.ndarray) -> list[tuple[int, str]]:
-    """Kaggle run-length encoding of each nucleus, as (label, rle) in label order.
-
-    Each nucleus is encoded from the full-height columns of its bounding box only (runs
-    never leave those columns), then its pixel numbers are shifted to the whole image.
-    """
-    height = labels.shape[0]
-    encoded = []
-    for index, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is None:
-            continue
-        columns = box[1]
-        runs = np.array(rle_encode(labels[:, columns] == index).split(), dtype=np.int64)
-        runs[0::2] += columns.start * height
-        encoded.append((index, " ".join(map(str, runs.tolist()))))
-    return encoded
 
 
 @dataclass(frozen=True)
