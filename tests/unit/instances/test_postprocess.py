@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
+from skimage.measure import label
+from skimage.segmentation import relabel_sequential
 
 from nuclei.instances.postprocess import (
     SPLIT_METHODS,
@@ -129,6 +131,20 @@ def test_labels_are_consecutive(split: str) -> None:
     assert n > 3
     np.testing.assert_array_equal(np.unique(labels), np.arange(n + 1))
     assert np.bincount(labels.ravel())[1:].min() >= 10
+
+
+def test_components_keep_scikit_images_order_once_small_ones_are_dropped() -> None:
+    rng = np.random.default_rng(1)
+    mask = np.zeros((64, 96), dtype=bool)
+    for _ in range(30):
+        mask |= disc(rng.integers(0, 64), rng.integers(0, 96), rng.uniform(0.5, 5))
+    components = label(mask, connectivity=1)
+    areas = ndi.sum_labels(mask, components, np.arange(components.max() + 1))
+    components[areas[components] < 10] = 0
+    expected, _, _ = relabel_sequential(components)
+    got = instances_from_probability(prob_of(mask), PostprocessConfig(split="none"))
+    assert (areas[1:] < 10).any() and got.max() > 5
+    np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("split", SPLIT_METHODS)
