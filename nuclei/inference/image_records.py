@@ -55,12 +55,18 @@ def _plain(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
+def _column_json(column: pd.Series) -> list[Any]:
+    """A column's cells as JSON values (NaN as null); a column without NaN as it is."""
+    values = column.tolist()
+    return [_plain(v) for v in values] if column.isna().any() else values
+
+
 def _table_json(table: pd.DataFrame) -> dict[str, Any]:
     """A table as columns, dtypes and column-wise values, exact for floats (``repr``)."""
     return {
         "columns": [str(c) for c in table.columns],
         "dtypes": [str(t) for t in table.dtypes],
-        "values": [[_plain(v) for v in table[c].tolist()] for c in table.columns],
+        "values": [_column_json(table[c]) for c in table.columns],
     }
 
 
