@@ -73,7 +73,9 @@ def _resolution(pixel_size_um: float | None) -> tuple[float, float] | None:
 
 
 def save_labels(path: Path, labels: np.ndarray, pixel_size_um: float | None = None) -> None:
-    """Write an instance label image as a uint32 TIFF with ImageJ metadata (0: background)."""
+    """Write an instance label image as a uint32 TIFF with ImageJ metadata (0: background),
+    Deflate-compressed: a 1024^2 image of ~200 nuclei takes ~24 kB instead of 4 MB (for a few
+    ms more CPU), and ImageJ/Fiji, napari and tifffile read it as they read an uncompressed one."""
     labels = np.asarray(labels)
     if labels.size and (labels.min() < 0 or labels.max() > np.iinfo(np.uint32).max):
         raise ValueError(f"{path}: labels must lie in 0..{np.iinfo(np.uint32).max}")
@@ -85,6 +87,7 @@ def save_labels(path: Path, labels: np.ndarray, pixel_size_um: float | None = No
         tifffile.imwrite(
             temporary,
             labels.astype(np.uint32),
+            compression="zlib",
             description=description,
             resolution=_resolution(pixel_size_um),
             resolutionunit="NONE",

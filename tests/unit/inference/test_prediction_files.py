@@ -52,6 +52,9 @@ def test_labels_read_back_as_uint32_with_imagej_metadata(tmp_path: Path) -> None
         assert tif.is_imagej
         metadata = tif.imagej_metadata
         resolution = tif.pages[0].resolution
+        compression = tif.pages[0].compression
+    assert compression == tifffile.COMPRESSION.ADOBE_DEFLATE  # lossless, read by ImageJ
+    assert (tmp_path / "out" / "deep_labels.tif").stat().st_size < stored.nbytes / 4
     assert stored.dtype == np.uint32
     np.testing.assert_array_equal(stored, labels)
     assert metadata["unit"] == "micron" and (metadata["min"], metadata["max"]) == (0, 70_000)
