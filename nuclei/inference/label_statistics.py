@@ -63,6 +63,7 @@ class LabelPixels:
     starts: np.ndarray  # where each label's pixels start in the grouped arrays
     counts: np.ndarray  # how many pixels each label has
     pixels: np.ndarray  # raster index of each grouped pixel
+    positions: np.ndarray  # index in ``labels`` of each grouped pixel's label
 
     @classmethod
     def of(cls, labels: np.ndarray) -> LabelPixels:
@@ -80,7 +81,8 @@ class LabelPixels:
             [(box[0].start, box[1].start, box[0].stop, box[1].stop) for box in boxes if box],
             dtype=np.int64,
         ).reshape(-1, 4)
-        return cls(labels.shape, grouped[starts], bounds, boxes, starts, counts, pixels)
+        positions = np.repeat(np.arange(len(counts)), counts)
+        return cls(labels.shape, grouped[starts], bounds, boxes, starts, counts, pixels, positions)
 
     def sums(self, values: np.ndarray) -> np.ndarray:
         """Per-label sums of ``values`` given in grouped order: exact int64 for integers,
@@ -89,9 +91,8 @@ class LabelPixels:
             if not len(self.starts):
                 return np.zeros((0, *values.shape[1:]), dtype=np.int64)
             return np.add.reduceat(values.astype(np.int64, copy=False), self.starts, axis=0)
-        positions = np.repeat(np.arange(len(self.counts)), self.counts)
         planes = values.reshape(len(values), math.prod(values.shape[1:]))
-        sums = [np.bincount(positions, plane, len(self.counts)) for plane in planes.T]
+        sums = [np.bincount(self.positions, plane, len(self.counts)) for plane in planes.T]
         return np.stack(sums, axis=-1).reshape(len(self.counts), *values.shape[1:])
 
     def extreme(self, values: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
@@ -103,8 +104,7 @@ class LabelPixels:
     def local_coordinates(self) -> tuple[np.ndarray, np.ndarray]:
         """Row and column of each grouped pixel within its label's bounding box."""
         rows, columns = np.divmod(self.pixels, self.shape[1])
-        first = np.repeat(np.arange(len(self.counts)), self.counts)
-        return rows - self.bounds[first, 0], columns - self.bounds[first, 1]
+        return rows - self.bounds[self.positions, 0], columns - self.bounds[self.positions, 1]
 
 
 def _exact(values: np.ndarray) -> np.ndarray:
@@ -169,7 +169,7 @@ def _perimeters(grouped: LabelPixels, labels: np.ndarray) -> np.ndarray:
         for step in steps:
             codes += weight * (is_border[at + step] & (padded[at + step] == owner))
     regions = len(grouped.counts)
-    position = np.repeat(np.arange(regions), grouped.counts)[on_border]
+    position = grouped.positions[on_border]
     histogram = np.bincount(position * 50 + codes, minlength=regions * 50).reshape(regions, 50)
     return histogram @ _PERIMETER_WEIGHTS
 

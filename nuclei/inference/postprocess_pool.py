@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
+from nuclei.child_environment import child_environment
 from nuclei.inference.background import lower_priority
 from nuclei.inference.image_files import LoadedImage
 from nuclei.inference.image_records import ImageRecord
@@ -55,21 +55,6 @@ def finish_image(finishing: Finishing, loaded: LoadedImage, maps: np.ndarray) ->
     )
 
 
-@contextmanager
-def _one_thread_per_process() -> Iterator[None]:
-    """Processes started in this block run their numeric libraries on one thread each."""
-    saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
-    os.environ.update(dict.fromkeys(_THREAD_VARIABLES, "1"))
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _ready() -> None:
     """A no-op task: submitting ``workers`` of them starts every worker process."""
 
@@ -80,7 +65,7 @@ def start_workers(workers: int) -> ProcessPoolExecutor:
     executor = ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("spawn"), initializer=lower_priority
     )
-    with _one_thread_per_process():
+    with child_environment(dict.fromkeys(_THREAD_VARIABLES, "1")):
         wait([executor.submit(_ready) for _ in range(workers)])
     return executor
 

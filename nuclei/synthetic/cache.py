@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
+from nuclei.child_environment import child_environment
 from nuclei.progress import progress_bar
 from nuclei.synthetic.profiles import get_profile
 from nuclei.synthetic.render import FAMILIES, SamplePlan, plan_sample, render_sample
@@ -105,17 +106,8 @@ def write_sample(job: tuple[str, int, int, str]) -> WrittenSample:
 
 def _worker_pool(workers: int) -> multiprocessing.pool.Pool:
     """A pool of ``workers`` spawned processes started with ``_WORKER_ENV``."""
-    # Spawned workers start from scratch and read these variables at start-up.
-    saved = {k: os.environ.get(k) for k in _WORKER_ENV}
-    os.environ.update(_WORKER_ENV)
-    try:
+    with child_environment(_WORKER_ENV):
         return multiprocessing.get_context("spawn").Pool(workers)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _area(plan: SamplePlan) -> int:

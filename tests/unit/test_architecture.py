@@ -25,6 +25,7 @@ LAYERS = (
     "models",
     "progress",
     "heap",
+    "child_environment",
 )
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
