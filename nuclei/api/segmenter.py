@@ -21,12 +21,11 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nuclei.data.config import SIZE_MODES, IntensityConfig, as_config
+from nuclei.inference.cores import default_decode_workers, default_postprocess_workers
 from nuclei.inference.device import resolve_device
 from nuclei.inference.images import as_network_image
 from nuclei.inference.maps import Forward
 from nuclei.inference.measure import measure_nuclei
-from nuclei.inference.postprocess_pool import default_workers
-from nuclei.inference.predict_data import default_decode_workers
 from nuclei.inference.segment import FileOptions, PredictionReport
 from nuclei.inference.settings import PredictionSettings
 from nuclei.inference.tta import TestTimeAugmented, tta_transforms
@@ -232,7 +231,7 @@ class Segmenter:
         options = FileOptions(
             overwrite=overwrite,
             decode_workers=default_decode_workers(),
-            postprocess_workers=default_workers(),
+            postprocess_workers=default_postprocess_workers(),
             progress=progress,
         )
         return segment_folder(self, source, writer, options)

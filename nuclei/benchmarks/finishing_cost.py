@@ -9,7 +9,6 @@ against the network alone when they share the machine's cores.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,14 +38,6 @@ def time_finishing(
         "decode_cpu_s_per_image": significant(decode_s / count),
         "finish_cpu_s_per_image": significant(finish_s / count),
     }
-
-
-def available_cores() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def cpu_bound_ratio(figures: dict[str, Any], cores: int) -> float:

@@ -34,8 +34,7 @@ from nuclei.api.file_prediction import PREDICT_TRAINER_OPTIONS, accelerator_of, 
 from nuclei.api.segmenter import Segmenter
 from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.console import print_table
-from nuclei.inference.postprocess_pool import default_workers
-from nuclei.inference.predict_data import default_decode_workers
+from nuclei.inference.cores import default_decode_workers, default_postprocess_workers
 from nuclei.inference.segment import FileOptions, PredictionReport, TrainerFactory
 from nuclei.inference.writers import ImageFileWriter
 from nuclei.runs.run_dir import RunDir
@@ -99,7 +98,9 @@ def file_options_of(cfg: DictConfig) -> FileOptions:
         max_pixels=int(cfg.max_pixels),
         overwrite=bool(cfg.get("overwrite", False)),
         decode_workers=workers_of(cfg.get("decode_workers", "auto"), default_decode_workers),
-        postprocess_workers=workers_of(cfg.get("postprocess_workers", "auto"), default_workers),
+        postprocess_workers=workers_of(
+            cfg.get("postprocess_workers", "auto"), default_postprocess_workers
+        ),
         progress=bool(cfg.progress_bar),
     )
 

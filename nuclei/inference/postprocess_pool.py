@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -68,13 +67,6 @@ def start_workers(workers: int) -> ProcessPoolExecutor:
     with child_environment(dict.fromkeys(_THREAD_VARIABLES, "1")):
         wait([executor.submit(_ready) for _ in range(workers)])
     return executor
-
-
-def default_workers() -> int:
-    """Processes for postprocessing: one per core, at most 4. At their lower priority they
-    take what the network leaves; when it waits for them, every core finishes images (on 2
-    cores, 2 workers instead of 1 took nuclei-predict from 44.6 to 40.1 s on 16 images)."""
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 class PostprocessPool:

@@ -10,7 +10,6 @@ exactly one process).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,11 +61,6 @@ class ImageFiles(Dataset[ServedImage]):
 def keep_as_list(items: list[ServedImage]) -> list[ServedImage]:
     """DataLoader ``collate_fn``: images of different sizes stay a list (no stacking)."""
     return list(items)
-
-
-def default_decode_workers() -> int:
-    """DataLoader workers decoding images: one per four cores, at least one, at most four."""
-    return max(1, min(4, (os.cpu_count() or 2) // 4))
 
 
 class ImageFilesDataModule(L.LightningDataModule):
