@@ -39,8 +39,8 @@ from nuclei.benchmarks.finishing_cost import cpu_bound_ratio, time_finishing
 from nuclei.benchmarks.large_image import significant, time_network, time_postprocess
 from nuclei.benchmarks.predict_command import completion_times, run_predict
 from nuclei.benchmarks.predict_inputs import benchmark_images, write_folder, write_random_checkpoint
+from nuclei.cores import available_cores
 from nuclei.heap import keep_freed_memory
-from nuclei.inference.cores import available_cores
 from nuclei.inference.postprocess_pool import Finishing
 from nuclei.inference.writers import ImageFileWriter
 from nuclei.runs.checkpoint import CONFIG_KEY, load_run, postprocess_of, restore_task

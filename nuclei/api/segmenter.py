@@ -21,7 +21,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nuclei.data.config import SIZE_MODES, IntensityConfig, as_config
-from nuclei.inference.cores import default_decode_workers, default_postprocess_workers
 from nuclei.inference.device import resolve_device
 from nuclei.inference.images import as_network_image
 from nuclei.inference.maps import Forward
@@ -29,6 +28,7 @@ from nuclei.inference.measure import measure_nuclei
 from nuclei.inference.segment import FileOptions, PredictionReport
 from nuclei.inference.settings import PredictionSettings
 from nuclei.inference.tta import TestTimeAugmented, tta_transforms
+from nuclei.inference.worker_counts import default_decode_workers, default_postprocess_workers
 from nuclei.inference.writers import ImageFileWriter
 from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
 from nuclei.runs.checkpoint import postprocess_of

@@ -34,8 +34,8 @@ from nuclei.api.file_prediction import PREDICT_TRAINER_OPTIONS, accelerator_of, 
 from nuclei.api.segmenter import Segmenter
 from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.console import print_table
-from nuclei.inference.cores import default_decode_workers, default_postprocess_workers
 from nuclei.inference.segment import FileOptions, PredictionReport, TrainerFactory
+from nuclei.inference.worker_counts import default_decode_workers, default_postprocess_workers
 from nuclei.inference.writers import ImageFileWriter
 from nuclei.runs.run_dir import RunDir
 

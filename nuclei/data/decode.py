@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from nuclei.cores import available_cores
 from nuclei.data.sources.io import ImageReadError, read_image, read_instance_masks, read_label_mask
 from nuclei.data.sources.layouts import SampleFiles
 from nuclei.data.sources.rle import RLEError
@@ -111,7 +111,7 @@ def decode_samples(
 
     # Pillow and OpenCV release the GIL while decoding and resizing, so threads scale.
     with (
-        ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool,
+        ThreadPoolExecutor(max_workers=workers or available_cores()) as pool,
         progress_bar(enabled=progress, transient=True) as bar,
     ):
         task = bar.add_task(description, total=len(samples))

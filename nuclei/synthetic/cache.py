@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from nuclei.child_environment import child_environment
+from nuclei.cores import available_cores
 from nuclei.progress import progress_bar
 from nuclei.synthetic.profiles import get_profile
 from nuclei.synthetic.render import FAMILIES, SamplePlan, plan_sample, render_sample
@@ -130,7 +131,7 @@ def write_dataset(
     # Largest images first so that the pool does not end on one straggler.
     order = sorted(range(n_images), key=lambda i: -_area(plan_sample(seed, i)))
     jobs = [(str(stage_dir), seed, i, profile) for i in order]
-    workers = max(1, min(workers or os.cpu_count() or 1, n_images or 1))
+    workers = max(1, min(workers or available_cores(), n_images or 1))
     results: list[WrittenSample] = []
     pool = _worker_pool(workers) if workers > 1 else None
     try:

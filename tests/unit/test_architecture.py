@@ -26,6 +26,7 @@ LAYERS = (
     "progress",
     "heap",
     "child_environment",
+    "cores",
 )
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60

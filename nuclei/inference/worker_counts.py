@@ -1,21 +1,9 @@
-"""How many helper processes a prediction starts, from the cores this process may use.
-
-Cores are those of the process's CPU affinity: under SLURM (``cpus_per_task``), taskset or a
-container's cpuset that is the share it was given, where ``os.cpu_count()`` counts the
-whole machine's.
-"""
+"""How many helper processes a prediction starts, from the cores this process may use
+(:func:`nuclei.cores.available_cores`: a SLURM job's share, not the node's count)."""
 
 from __future__ import annotations
 
-import os
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity; ``os.cpu_count()`` off Linux)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # no sched_getaffinity (macOS, Windows)
-        return os.cpu_count() or 1
+from nuclei.cores import available_cores
 
 
 def default_postprocess_workers() -> int:

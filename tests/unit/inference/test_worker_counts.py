@@ -6,12 +6,9 @@ import sys
 
 import pytest
 
-from nuclei.inference import cores
-from nuclei.inference.cores import (
-    available_cores,
-    default_decode_workers,
-    default_postprocess_workers,
-)
+from nuclei import cores
+from nuclei.cores import available_cores
+from nuclei.inference.worker_counts import default_decode_workers, default_postprocess_workers
 
 
 @pytest.mark.parametrize(
@@ -30,7 +27,8 @@ def test_worker_counts_from_the_allowed_cores(
 def test_a_process_pinned_to_one_core_starts_one_postprocessing_worker() -> None:
     code = (
         "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
-        "from nuclei.inference.cores import available_cores, default_postprocess_workers; "
+        "from nuclei.cores import available_cores; "
+        "from nuclei.inference.worker_counts import default_postprocess_workers; "
         "print(available_cores(), default_postprocess_workers(), os.cpu_count())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
