@@ -10,6 +10,10 @@ import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+#: The numeric libraries (OpenMP, OpenBLAS, MKL) on one thread each: worker processes that
+#: share the cores between them must not each start a thread per core.
+ONE_THREAD_EACH = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")
+
 
 @contextmanager
 def child_environment(variables: Mapping[str, str]) -> Iterator[None]:

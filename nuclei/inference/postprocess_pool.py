@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nuclei.child_environment import child_environment
+from nuclei.child_environment import ONE_THREAD_EACH, child_environment
 from nuclei.inference.background import lower_priority
 from nuclei.inference.image_files import LoadedImage
 from nuclei.inference.image_records import ImageRecord
@@ -27,9 +27,6 @@ from nuclei.inference.writers import ImageFileWriter
 from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
 
 log = logging.getLogger(__name__)
-
-#: Thread-count variables of the numeric libraries (OpenMP, OpenBLAS, MKL), read at start-up.
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,7 @@ def start_workers(workers: int) -> ProcessPoolExecutor:
     executor = ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("spawn"), initializer=lower_priority
     )
-    with child_environment(dict.fromkeys(_THREAD_VARIABLES, "1")):
+    with child_environment(ONE_THREAD_EACH):
         wait([executor.submit(_ready) for _ in range(workers)])
     return executor
 

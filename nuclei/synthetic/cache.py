@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-from nuclei.child_environment import child_environment
+from nuclei.child_environment import ONE_THREAD_EACH, child_environment
 from nuclei.cores import available_cores
 from nuclei.progress import progress_bar
 from nuclei.synthetic.profiles import get_profile
@@ -46,9 +46,7 @@ _MASK_PNG = [*_IMAGE_PNG, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE
 # cores (the smooth fields are matrix products), and glibc's default of handing large blocks
 # back to the kernel after each image costs much system time in page faults.
 _WORKER_ENV = {
-    "OPENBLAS_NUM_THREADS": "1",
-    "OMP_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
+    **ONE_THREAD_EACH,
     "MALLOC_MMAP_THRESHOLD_": str(64 << 20),
     "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
 }
