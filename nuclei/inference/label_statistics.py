@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -101,9 +102,14 @@ class LabelPixels:
             return np.zeros((0, *values.shape[1:]), dtype=values.dtype)
         return ufunc.reduceat(values, self.starts, axis=0)
 
+    @cached_property
+    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column of each grouped pixel in the image (computed once)."""
+        return np.divmod(self.pixels, self.shape[1])
+
     def local_coordinates(self) -> tuple[np.ndarray, np.ndarray]:
         """Row and column of each grouped pixel within its label's bounding box."""
-        rows, columns = np.divmod(self.pixels, self.shape[1])
+        rows, columns = self.coordinates
         return rows - self.bounds[self.positions, 0], columns - self.bounds[self.positions, 1]
 
 
@@ -154,7 +160,7 @@ def _perimeters(grouped: LabelPixels, labels: np.ndarray) -> np.ndarray:
     elsewhere) weighted by which of their 8 neighbours are border pixels of the same region."""
     width = grouped.shape[1] + 2
     padded = np.pad(labels, 1).ravel()  # the image's edge is a neighbour of another label
-    rows, columns = np.divmod(grouped.pixels, grouped.shape[1])
+    rows, columns = grouped.coordinates
     at = (rows + 1) * width + columns + 1
     edges, corners = (-width, width, -1, 1), (-width - 1, -width + 1, width - 1, width + 1)
     owner = padded[at]
@@ -186,7 +192,7 @@ def _shape_columns(
     if "bbox" in wanted:
         columns.update({f"bbox-{k}": grouped.bounds[:, k] for k in range(4)})
     if "centroid" in wanted:
-        rows, columns_of = np.divmod(grouped.pixels, grouped.shape[1])
+        rows, columns_of = grouped.coordinates
         columns["centroid-0"] = grouped.sums(rows) / area
         columns["centroid-1"] = grouped.sums(columns_of) / area
     if "equivalent_diameter_area" in wanted:
