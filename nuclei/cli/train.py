@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.metrics_table import print_metrics
-from nuclei.runs.checkpoint import StoreRunConfig
+from nuclei.runs.checkpoint import StoreRunConfig, read_checkpoint
 from nuclei.runs.provenance import write_run_info
 from nuclei.runs.resume import resume_config
 from nuclei.runs.run_dir import RunDir
@@ -33,9 +33,12 @@ APP = App(name="nuclei-train", config_name="train")
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model, score its best checkpoint, write the run's files."""
     started = time.perf_counter()
+    trust = bool(cfg.get("trust_checkpoint"))
     if cfg.get("resume"):
-        cfg = resume_config(cfg.resume)
+        cfg = resume_config(cfg.resume, trust=trust)
         log.info("Resuming %s from %s", cfg.resume, cfg.ckpt_path)
+    elif cfg.get("ckpt_path"):  # refuse a foreign or broken file before anything is built
+        read_checkpoint(cfg.ckpt_path, trust=trust, mmap=True)
     L.seed_everything(cfg.seed, workers=True)
     run_dir = RunDir.current(cfg)
     if HydraConfig.initialized():  # every DDP rank logs it: each must run the same job
@@ -47,7 +50,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     with ddp_launch_of_this_job(trainer):
         if trainer.is_global_zero:
             write_run_info(run_dir)
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(
+            task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=not trust
+        )
         if trainer.is_global_zero:
             run_dir.write_split(datamodule.split_record())
             run_dir.write_data_report(datamodule.data_report())

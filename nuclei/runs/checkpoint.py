@@ -13,6 +13,7 @@ import json
 import logging
 import pickle
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from nuclei.instances.postprocess import PostprocessConfig
+from nuclei.runs.allowed_targets import foreign_targets, interpolations_in
 from nuclei.runs.inherit import inherit
 from nuclei.runs.legacy import upgrade_run_config
 from nuclei.runs.run_dir import RunDir
@@ -90,6 +92,19 @@ def _last_words(exc: BaseException) -> str:
     return (specific or lines or [type(exc).__name__])[-1]
 
 
+def _unpickling_refusal(path: Path, exc: pickle.UnpicklingError, trust: bool) -> str:
+    """Why ``path`` did not unpickle: code refused by ``weights_only`` (with the way to
+    trust it), or not a checkpoint at all."""
+    if not trust and zipfile.is_zipfile(path):  # torch.save's format: a checkpoint with code
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        what = f"a pickled {found.group(1)}" if found else "pickled objects beyond tensors"
+        return (
+            f"{path}: refused: it holds {what}, which could run code while loading. "
+            "If you trust this file, pass trust_checkpoint=true."
+        )
+    return f"{path}: not a PyTorch checkpoint ({_last_words(exc)})"
+
+
 def read_checkpoint(path: str | Path, trust: bool = False, mmap: bool = False) -> dict[str, Any]:
     """Load a Lightning checkpoint onto the CPU, refusing pickled code unless ``trust``.
 
@@ -108,13 +123,7 @@ def read_checkpoint(path: str | Path, trust: bool = False, mmap: bool = False) -
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=not trust, mmap=mmap)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if found and not trust:
-            raise CheckpointError(
-                f"{path}: cannot be loaded safely with weights_only=True: it holds a pickled "
-                f"{found.group(1)}. If you trust this file, pass trust_checkpoint=true."
-            ) from exc
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_last_words(exc)})") from exc
+        raise CheckpointError(_unpickling_refusal(path, exc, trust)) from exc
     except (RuntimeError, OSError, EOFError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_last_words(exc)})") from exc
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
@@ -169,8 +178,40 @@ def load_run(checkpoint_path: str | Path, trust: bool = False) -> Run:
     """
     path = Path(checkpoint_path).expanduser()
     checkpoint = read_checkpoint(path, trust=trust)
-    config = stored_run_config(checkpoint, path)
+    config = checked_run_config(stored_run_config(checkpoint, path), path, trust)
     return Run(path, checkpoint, config, RunDir.of_checkpoint(path))
+
+
+def checked_run_config(config: DictConfig, source: Path, trust: bool = False) -> DictConfig:
+    """``config`` (read from ``source``) resolved to plain values, refused when it would
+    build anything the package's own configs do not name, unless ``trust``.
+
+    See :mod:`nuclei.runs.allowed_targets`. The result holds no interpolation, so what is
+    built later is exactly what was checked here.
+    """
+    try:
+        plain = OmegaConf.to_container(config, resolve=True)
+    except Exception as exc:  # any resolver error: the stored values are not plain
+        raise CheckpointError(
+            f"{source}: its stored configuration does not resolve ({_last_words(exc)})"
+        ) from exc
+    if not trust:
+        foreign = foreign_targets(plain)
+        if foreign:
+            named = ", ".join(f"{target!r} (at {where or 'the top'})" for where, target in foreign)
+            raise CheckpointError(
+                f"{source}: refused: its stored configuration would run code that nuclei's "
+                f"own configs do not name: {named}. If you trust this file, pass "
+                "trust_checkpoint=true."
+            )
+        nested = list(interpolations_in(plain))
+        if nested:
+            raise CheckpointError(
+                f"{source}: refused: its stored configuration resolves to further "
+                f"interpolations (at {', '.join(nested)}). If you trust this file, pass "
+                "trust_checkpoint=true."
+            )
+    return OmegaConf.create(plain)
 
 
 def restore_task(run: Run, **overrides: Any) -> SegmentationTask:
@@ -186,6 +227,7 @@ def restore_task(run: Run, **overrides: Any) -> SegmentationTask:
             f"{run.checkpoint_path}: its stored configuration does not build a model with this "
             f"version of nuclei ({exc})"
         ) from exc
+    check_finite_weights(run)
     try:
         task.load_state_dict(run.checkpoint["state_dict"])
     except RuntimeError as exc:
@@ -194,6 +236,19 @@ def restore_task(run: Run, **overrides: Any) -> SegmentationTask:
             f"describes ({str(exc).splitlines()[0]})"
         ) from exc
     return task.eval()
+
+
+def check_finite_weights(run: Run) -> None:
+    """Refuse a checkpoint whose weights hold NaN or infinite values (such a network finds
+    nothing, silently)."""
+    for name, value in run.checkpoint["state_dict"].items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                raise CheckpointError(
+                    f"{run.checkpoint_path}: its weights hold {bad} non-finite values (NaN or "
+                    f"inf) in {name}; the training diverged or the file is damaged"
+                )
 
 
 def read_tuned_postprocess(path: Path) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from nuclei.runs.checkpoint import read_checkpoint, read_run_config
+from nuclei.runs.checkpoint import checked_run_config, read_checkpoint, read_run_config
 from nuclei.runs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
@@ -42,25 +42,32 @@ def last_checkpoint(run_dir: RunDir) -> Path:
     return path
 
 
-def resume_config(run_dir: str | Path) -> DictConfig:
-    """The config of the run in ``run_dir``, set to continue from its latest checkpoint."""
+def resume_config(run_dir: str | Path, trust: bool = False) -> DictConfig:
+    """The config of the run in ``run_dir``, set to continue from its latest checkpoint.
+
+    Like any stored configuration it may build only what the package's configs name, and
+    the checkpoint is read with ``weights_only``, unless ``trust``
+    (:func:`nuclei.runs.checkpoint.checked_run_config`).
+    """
     run = RunDir(Path(run_dir).expanduser().resolve())
     cfg = read_run_config(run)
     if cfg is None:
         raise FileNotFoundError(
             f"resume={run.path}: no {run.config_file}; is it a nuclei-train run?"
         )
+    cfg = checked_run_config(cfg, run.config_file, trust)
     checkpoint = last_checkpoint(run)
     cfg.ckpt_path = str(checkpoint)
     cfg.resume = str(run.path)
-    hide_events_after_checkpoint(cfg, logging_step_of(checkpoint))
+    cfg.trust_checkpoint = trust
+    hide_events_after_checkpoint(cfg, logging_step_of(checkpoint, trust))
     return cfg
 
 
-def logging_step_of(checkpoint: Path) -> int:
+def logging_step_of(checkpoint: Path, trust: bool = False) -> int:
     """The step the run's loggers write next when training continues from ``checkpoint``."""
-    # The run's own file (trusted); mapped, so its weights are not read here as well.
-    state = read_checkpoint(checkpoint, trust=True, mmap=True)
+    # Mapped, so its weights are not read here as well.
+    state = read_checkpoint(checkpoint, trust=trust, mmap=True)
     loop = state.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
     return int(loop.get("_batches_that_stepped", state.get("global_step", 0)))
 

@@ -143,7 +143,9 @@ def test_bad_checkpoints_give_clear_errors(trained_run: Path, tmp_path: Path) ->
 
     unsafe = tmp_path / "unsafe.ckpt"
     torch.save({"state_dict": {}, "payload": NotAllowed()}, unsafe)
-    with pytest.raises(CheckpointError, match=r"unsafe\.ckpt: cannot be loaded safely"):
+    with pytest.raises(
+        CheckpointError, match=r"unsafe\.ckpt: refused: .*NotAllowed.*trust_checkpoint=true"
+    ):
         load_run(unsafe)
 
     checkpoint = torch.load(best_checkpoint(trained_run), map_location="cpu", weights_only=True)
