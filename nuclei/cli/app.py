@@ -32,6 +32,7 @@ from nuclei.data.sources.rle import RLEError
 from nuclei.data.sources.solution import SolutionError
 from nuclei.data.validation import DataValidationError
 from nuclei.heap import keep_freed_memory
+from nuclei.inference.device import DeviceError
 from nuclei.runs.checkpoint import CheckpointError
 from nuclei.runs.run_data import RunDataError
 
@@ -43,6 +44,7 @@ USER_ERROR_STATUS = 2
 USER_ERRORS: tuple[type[BaseException], ...] = (
     CheckpointError,
     DataValidationError,
+    DeviceError,
     FileNotFoundError,
     ImageReadError,
     RLEError,
@@ -179,6 +181,26 @@ def _suggestion(config_name: str, overrides: list[str], message: str) -> str | N
     return None
 
 
+def _lexer_message(message: str, overrides: list[str]) -> str | None:
+    """One line for an override Hydra's grammar cannot read (a non-ASCII or special
+    character in an unquoted value), with the quoted spelling that works."""
+    if "LexerNoViableAltException" not in message and "token recognition" not in message:
+        return None
+    for override in overrides:
+        key, equals, value = override.partition("=")
+        if equals and override in message and not (value[:1] in "'\"" and value):
+            return (
+                f"{override}: the value cannot be read unquoted (non-ASCII or special "
+                f"characters); quote it, e.g. '{key}=\"{value}\"'"
+            )
+    return None
+
+
+def _missing_keys(cfg: DictConfig) -> list[str]:
+    """The top-level keys of ``cfg`` left at ``???`` (what the command needs to be told)."""
+    return [str(key) for key in cfg if OmegaConf.is_missing(cfg, key)]
+
+
 def check_overrides(app: App, arguments: list[str]) -> str | None:
     """Why the command line does not compose (with a "did you mean"), or None when it does
     or when Hydra will not compose it as one job (help, multirun, another config folder)."""
@@ -189,11 +211,18 @@ def check_overrides(app: App, arguments: list[str]) -> str | None:
         return None
     config_name = args.config_name or app.config_name
     try:
-        _compose(config_name, args.overrides)
+        cfg = _compose(config_name, args.overrides)
     except (HydraException, OmegaConfBaseException) as exc:
         message = _composition_message(exc)
+        unreadable = _lexer_message(message, args.overrides)
+        if unreadable is not None:
+            return unreadable
         suggestion = _suggestion(config_name, args.overrides, message)
         return message + (f"\ndid you mean '{suggestion}'?" if suggestion else "")
+    missing = _missing_keys(cfg)
+    if missing:
+        keys = " ".join(f"{key}=..." for key in missing)
+        return f"{', '.join(missing)} must be given: {app.name} {keys} (see {app.name} --help)"
     return None
 
 

@@ -24,6 +24,7 @@ from nuclei.cli.eval_settings import postprocess_source, run_postprocessing, set
 from nuclei.cli.evaluate_folds import evaluate_out_of_fold
 from nuclei.cli.metrics_table import print_metrics
 from nuclei.cli.overrides import Vocabulary
+from nuclei.inference.device import resolve_device
 from nuclei.inference.tta import TTA_MODES, TestTimeAugmented
 from nuclei.instances.postprocess import PostprocessConfig
 from nuclei.metrics.intervals import bootstrap_interval
@@ -70,7 +71,9 @@ def _dataset_size(loaders: Any) -> int:
 
 
 def trainer_device(device: str) -> tuple[str, int | list[int]]:
-    """``device`` (auto, cpu, cuda, cuda:N) as a Trainer's ``accelerator`` and ``devices``."""
+    """``device`` (auto, cpu, cuda, cuda:N) as a Trainer's ``accelerator`` and ``devices``;
+    :class:`~nuclei.inference.device.DeviceError` for a device this machine lacks."""
+    resolve_device(str(device))
     name, _, index = str(device).partition(":")
     if name in ("auto", "cpu") and not index:
         return name, 1

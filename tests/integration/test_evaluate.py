@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from nuclei.cli.evaluate import EvaluationError, chosen_split, evaluate, main
+from nuclei.inference.device import DeviceError
 from nuclei.runs.checkpoint import CheckpointError, load_run
 from nuclei.synthetic import synthetic_root as cached_set_root
 
@@ -192,7 +193,7 @@ def test_device_batch_size_and_output_are_the_shared_vocabulary(
     assert record["val/map"] == pytest.approx(final["val/map"], abs=1e-6)
     assert json.loads((out / "eval_metrics.json").read_text()) == record
     assert not (tmp_path / "eval" / "eval_metrics.json").exists()
-    with pytest.raises(EvaluationError, match="device must be auto, cpu, cuda or cuda:N"):
+    with pytest.raises(DeviceError, match="device=tpu: not a device; expected auto, cpu, cuda"):
         evaluate(eval_config(ckpt, tmp_path / "e", "device=tpu"))
 
 
