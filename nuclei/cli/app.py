@@ -31,6 +31,7 @@ from nuclei.data.sources.io import ImageReadError
 from nuclei.data.sources.rle import RLEError
 from nuclei.data.sources.solution import SolutionError
 from nuclei.data.validation import DataValidationError
+from nuclei.files import DiskFullError
 from nuclei.heap import keep_freed_memory
 from nuclei.inference.device import DeviceError
 from nuclei.runs.checkpoint import CheckpointError
@@ -45,6 +46,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     CheckpointError,
     DataValidationError,
     DeviceError,
+    DiskFullError,
     FileNotFoundError,
     ImageReadError,
     RLEError,

@@ -27,6 +27,7 @@ LAYERS = (
     "heap",
     "child_environment",
     "cores",
+    "files",
 )
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
