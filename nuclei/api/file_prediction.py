@@ -1,15 +1,18 @@
 """Segment image files with a :class:`nuclei.Segmenter` through a Lightning Trainer.
 
 One path for ``nuclei-predict`` and :meth:`nuclei.Segmenter.segment_files`:
-:func:`segment_folder` finds the images, records what produced the folder
-(``predict_args.json``) and runs :func:`nuclei.inference.segment.segment_files` with a Trainer
-on the segmenter's device, or the one a caller builds (``nuclei-predict trainer=ddp``).
+:func:`segment_folder` refuses an output that overlaps the input and holds the output folder
+(:func:`prediction_folder`), finds the images, checks that the folder's earlier images were
+made with the same settings, then records what produces the folder (``predict_args.json``) and
+runs :func:`nuclei.inference.segment.segment_files` with a Trainer on the segmenter's device,
+or the one a caller builds (``nuclei-predict trainer=ddp``).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +21,11 @@ import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback
 
-from nuclei.api.predict_args import PREDICT_ARGS_FILE, predict_args
+from nuclei.api.predict_args import PREDICT_ARGS_FILE, folder_predict_args
 from nuclei.inference.image_files import find_images
+from nuclei.inference.image_records import check_settings, save_settings
+from nuclei.inference.output_folder import refuse_overlap
+from nuclei.inference.output_lock import output_lock
 from nuclei.inference.postprocess_pool import Finishing
 from nuclei.inference.segment import FileOptions, PredictionReport, TrainerFactory, segment_files
 from nuclei.inference.writers import ImageFileWriter
@@ -55,16 +61,28 @@ def single_device_trainer(device: torch.device) -> TrainerFactory:
     return make
 
 
-def settings_record(args: dict[str, Any], writer: ImageFileWriter) -> dict[str, Any]:
+def settings_record(args: dict[str, Any]) -> dict[str, Any]:
     """What decides a prediction's files, from its ``predict_args`` record: checkpoint digests,
-    sizes, postprocessing, file options (not the input, device, batch size or versions)."""
-    record = {k: v for k, v in args.items() if k not in ("packages", "nuclei_version", "input")}
+    sizes, postprocessing, file options (not the paths, device, batch size, pixel limit or
+    versions)."""
+    left_out = ("packages", "nuclei_version", "input", "output", "max_pixels")
+    record = {k: v for k, v in args.items() if k not in left_out}
     record["settings"] = {
         k: v for k, v in args["settings"].items() if k not in ("device", "batch_size")
     }
-    files = asdict(writer)
-    files.pop("output_dir")
-    return {**record, "files": files}
+    return record
+
+
+@contextmanager
+def prediction_folder(source: str | Path, output: str | Path) -> Iterator[None]:
+    """Refuse an ``output`` that overlaps ``source``, then hold it for the block (the first
+    process only: under DDP the others work for it); both before anything is written."""
+    refuse_overlap(source, output)
+    if rank_zero_only.rank != 0:
+        yield
+        return
+    with output_lock(output):
+        yield
 
 
 def segment_folder(
@@ -76,18 +94,38 @@ def segment_folder(
 ) -> PredictionReport:
     """Segment the image file or folder ``source`` into ``writer.output_dir``.
 
-    Writes ``predict_args.json`` (first process only), then every image's files and the
-    tables; images complete from an earlier run into the same folder are skipped unless
-    ``options.overwrite``. ``make_trainer`` defaults to one device, the segmenter's.
+    The folder is checked and held (:func:`prediction_folder`) for
+    :func:`segment_held_folder`.
+    """
+    with prediction_folder(source, writer.output_dir):
+        return segment_held_folder(segmenter, source, writer, options, make_trainer)
+
+
+def segment_held_folder(
+    segmenter: Segmenter,
+    source: str | Path,
+    writer: ImageFileWriter,
+    options: FileOptions,
+    make_trainer: TrainerFactory | None = None,
+) -> PredictionReport:
+    """:func:`segment_folder` in a folder :func:`prediction_folder` holds.
+
+    Continuing a folder made with other settings is refused (nothing written) unless
+    ``options.overwrite``; once accepted, the settings and ``predict_args.json`` are written
+    (first process only), then every image's files and the tables. Images complete from an
+    earlier run into the same folder are skipped unless ``options.overwrite``.
+    ``make_trainer`` defaults to one device, the segmenter's.
     """
     paths = find_images(source)
     log.info(
         "Segmenting %d image(s) from %s: %s", len(paths), source, segmenter.settings.describe()
     )
     log.info("Target %s; postprocessing %s", segmenter.target, segmenter.postprocess)
-    writer.output_dir.mkdir(parents=True, exist_ok=True)
-    args = predict_args(segmenter, input=str(source))  # hashes each checkpoint once
+    args = folder_predict_args(segmenter, source, writer, options.max_pixels)  # hashes once
+    settings = settings_record(args)
+    check_settings(writer.output_dir, settings, options.overwrite)
     if rank_zero_only.rank == 0:
+        save_settings(writer.output_dir, settings)
         atomic_write_json(writer.output_dir / PREDICT_ARGS_FILE, args)
     return segment_files(
         make_trainer or single_device_trainer(segmenter.settings.device),
@@ -96,5 +134,4 @@ def segment_folder(
         Finishing(segmenter.postprocess, segmenter.target, writer),
         paths,
         options,
-        settings_record(args, writer),
     )

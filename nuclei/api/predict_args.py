@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import nuclei
 from nuclei.api.segmenter import Segmenter
+from nuclei.inference.writers import ImageFileWriter
 from nuclei.runs.atomic import atomic_write_json
 from nuclei.runs.provenance import package_versions
 
@@ -41,6 +43,22 @@ def predict_args(segmenter: Segmenter, **extra: Any) -> dict[str, Any]:
     record["nuclei_version"] = nuclei.__version__
     record["packages"] = package_versions()
     return {**record, **extra}
+
+
+def folder_predict_args(
+    segmenter: Segmenter, source: str | Path, writer: ImageFileWriter, max_pixels: int
+) -> dict[str, Any]:
+    """:func:`predict_args` of a prediction of ``source`` by ``writer``: the input and output
+    as absolute paths, the file options (overlay, calibration, measurements, extra files)
+    and the pixel limit beyond which an image is refused."""
+    files = {k: v for k, v in asdict(writer).items() if k != "output_dir"}
+    return predict_args(
+        segmenter,
+        input=str(Path(source).expanduser().resolve()),
+        output=str(writer.output_dir.expanduser().resolve()),
+        files=files,
+        max_pixels=max_pixels,
+    )
 
 
 def write_predict_args(output_dir: str | Path, segmenter: Segmenter, **extra: Any) -> Path:

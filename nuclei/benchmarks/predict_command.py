@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from nuclei.benchmarks.memory_sampler import peak_rss_of, tree_rss_mib
-from nuclei.inference.image_records import records_dir
+from nuclei.inference.image_records import record_path
 
 SAMPLE_S = 0.1  # seconds between memory samples
 
@@ -80,6 +80,5 @@ def run_predict(
 def completion_times(output: Path, image_ids: Sequence[str]) -> list[float]:
     """When each image's files were complete (its record's modification time), in order;
     images without a record are left out."""
-    records = records_dir(output)
-    paths = [records / f"{image_id}.json" for image_id in image_ids]
+    paths = [record_path(output, image_id) for image_id in image_ids]
     return sorted(path.stat().st_mtime for path in paths if path.is_file())

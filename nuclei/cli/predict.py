@@ -30,7 +30,12 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, ListConfig
 from rich.table import Table
 
-from nuclei.api.file_prediction import PREDICT_TRAINER_OPTIONS, accelerator_of, segment_folder
+from nuclei.api.file_prediction import (
+    PREDICT_TRAINER_OPTIONS,
+    accelerator_of,
+    prediction_folder,
+    segment_held_folder,
+)
 from nuclei.api.segmenter import Segmenter
 from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.console import print_table
@@ -149,17 +154,21 @@ def trainer_factory(cfg: DictConfig, device: torch.device, output_dir: Path) -> 
 
 
 def predict(cfg: DictConfig) -> PredictionReport:
-    """Segment ``cfg.input`` with the checkpoint ``cfg.ckpt_path`` into ``cfg.output``."""
+    """Segment ``cfg.input`` with the checkpoint ``cfg.ckpt_path`` into ``cfg.output``.
+
+    An output overlapping the input, or held by another prediction, is refused before the
+    model loads."""
     started = time.perf_counter()
-    segmenter = segmenter_of(cfg)
-    writer = file_writer_of(cfg)
-    report = segment_folder(
-        segmenter,
-        cfg.input,
-        writer,
-        file_options_of(cfg),
-        trainer_factory(cfg, segmenter.settings.device, writer.output_dir),
-    )
+    with prediction_folder(cfg.input, output_directory(cfg)):
+        segmenter = segmenter_of(cfg)
+        writer = file_writer_of(cfg)
+        report = segment_held_folder(
+            segmenter,
+            cfg.input,
+            writer,
+            file_options_of(cfg),
+            trainer_factory(cfg, segmenter.settings.device, writer.output_dir),
+        )
     if rank_zero_only.rank == 0:
         print_report(report, time.perf_counter() - started)
     return report

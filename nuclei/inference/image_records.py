@@ -1,12 +1,15 @@
 """What a prediction keeps of each finished image, so an interrupted run continues where it stopped.
 
-Once every file of an image is written, its record (``<output>/.nuclei-predict/<id>.json``:
-the files, its ``summary.csv`` row, its ``submission.csv`` rows and its ``nuclei.csv`` table)
-is written atomically, last. An image is complete when its record is there and names only
-files that are there: a run started again on the same output skips it, and the tables of the
-whole input are assembled from the records, so they come out the same whether the images were
-segmented in one run, in several, or by several processes. An image that failed leaves a
-``<id>.failed.json`` record with the error instead, removed once it succeeds.
+The records live in the output's hidden ``.nuclei-predict/`` folder. Once every file of an
+image is written, its record (``done/<id>.json``: the files, its ``summary.csv`` row, its
+``submission.csv`` rows and its ``nuclei.csv`` table) is written atomically, last. An image is
+complete when its record is there and names only files that are there: a run started again on
+the same output skips it, and the tables of the whole input are assembled from the records, so
+they come out the same whether the images were segmented in one run, in several, or by several
+processes. An image that failed leaves ``failed/<id>.json`` with the error instead, removed
+once it succeeds. The prediction's own records (``settings.json``, the per-process
+``process-<rank>-of-<n>.json``, the lock, each run's config) sit beside those two folders, so
+no image, whatever its name, can reach them.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from nuclei.inference.output_files import atomic_path
 RECORDS_DIR = ".nuclei-predict"
 #: The settings of the prediction the records belong to, in the records folder.
 SETTINGS_FILE = "settings.json"
+#: The folders, in the records folder, of the complete images' and the failed images' records.
+DONE_DIR, FAILED_DIR = "done", "failed"
 
 
 @dataclass
@@ -48,6 +53,16 @@ class ImageRecord:
 def records_dir(output_dir: Path) -> Path:
     """The folder of the records of a prediction into ``output_dir``."""
     return Path(output_dir) / RECORDS_DIR
+
+
+def record_path(output_dir: Path, image_id: str) -> Path:
+    """Where the record of the complete image ``image_id`` is kept."""
+    return records_dir(output_dir) / DONE_DIR / f"{image_id}.json"
+
+
+def failure_path(output_dir: Path, image_id: str) -> Path:
+    """Where the error of the image ``image_id`` that failed is kept."""
+    return records_dir(output_dir) / FAILED_DIR / f"{image_id}.json"
 
 
 def _plain(value: Any) -> Any:
@@ -84,7 +99,7 @@ def _write_json(path: Path, record: dict[str, Any]) -> None:
 
 def save_record(output_dir: Path, record: ImageRecord) -> Path:
     """Write ``record`` atomically; an earlier failure record of the image is removed."""
-    path = records_dir(output_dir) / f"{record.image_id}.json"
+    path = record_path(output_dir, record.image_id)
     _write_json(
         path,
         {
@@ -96,15 +111,14 @@ def save_record(output_dir: Path, record: ImageRecord) -> Path:
             "nuclei": _table_json(record.nuclei),
         },
     )
-    (records_dir(output_dir) / f"{record.image_id}.failed.json").unlink(missing_ok=True)
+    failure_path(output_dir, record.image_id).unlink(missing_ok=True)
     return path
 
 
 def load_record(output_dir: Path, image_id: str) -> ImageRecord | None:
     """The record of a complete image: None when missing, unreadable, or a file is gone."""
-    path = records_dir(output_dir) / f"{image_id}.json"
     try:
-        stored = json.loads(path.read_text())
+        stored = json.loads(record_path(output_dir, image_id).read_text())
         record = ImageRecord(
             image_id=stored["image"],
             source=stored["source"],
@@ -128,20 +142,19 @@ def complete_images(output_dir: Path, image_ids: Iterable[str]) -> set[str]:
 def forget_images(output_dir: Path, image_ids: Iterable[str]) -> None:
     """Remove the records of ``image_ids`` (they are redone: incomplete until written)."""
     for image_id in image_ids:
-        (records_dir(output_dir) / f"{image_id}.json").unlink(missing_ok=True)
-        (records_dir(output_dir) / f"{image_id}.failed.json").unlink(missing_ok=True)
+        record_path(output_dir, image_id).unlink(missing_ok=True)
+        failure_path(output_dir, image_id).unlink(missing_ok=True)
 
 
 def check_settings(output_dir: Path, settings: dict[str, Any], overwrite: bool) -> None:
-    """Refuse to continue a prediction made with other settings; record these settings.
+    """Refuse to continue a prediction made with other settings (nothing is written).
 
     ``settings``: what decides the output files (checkpoint digest, sizes, postprocessing,
     file options). An earlier run's differ: ValueError naming the differing keys, unless
     ``overwrite`` (every image is then redone).
     """
-    path = records_dir(output_dir) / SETTINGS_FILE
-    stored = _read_json(path)
-    plain = json.loads(json.dumps(settings, sort_keys=True, default=str))
+    stored = _read_json(records_dir(output_dir) / SETTINGS_FILE)
+    plain = _plain_json(settings)
     if stored is not None and stored != plain and not overwrite:
         differing = sorted(k for k in set(stored) | set(plain) if stored.get(k) != plain.get(k))
         raise ValueError(
@@ -149,7 +162,17 @@ def check_settings(output_dir: Path, settings: dict[str, Any], overwrite: bool) 
             f"{', '.join(differing)}); pass overwrite=true to redo every image with these, "
             "or choose another output folder"
         )
-    _write_json(path, plain)
+
+
+def save_settings(output_dir: Path, settings: dict[str, Any]) -> None:
+    """Record the settings the folder's images are made with, once :func:`check_settings`
+    accepted them."""
+    _write_json(records_dir(output_dir) / SETTINGS_FILE, _plain_json(settings))
+
+
+def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` as it reads back from JSON (tuples as lists, paths as strings)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -161,15 +184,15 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def save_failure(output_dir: Path, image_id: str, source: str, error: str) -> None:
     """Record that an image could not be segmented, and why (the message names the file)."""
-    path = records_dir(output_dir) / f"{image_id}.failed.json"
-    _write_json(path, {"image": image_id, "source": source, "error": error})
+    _write_json(
+        failure_path(output_dir, image_id), {"image": image_id, "source": source, "error": error}
+    )
 
 
 def load_failure(output_dir: Path, image_id: str) -> str | None:
     """The error recorded for an image that failed, or None."""
-    path = records_dir(output_dir) / f"{image_id}.failed.json"
     try:
-        return str(json.loads(path.read_text())["error"])
+        return str(json.loads(failure_path(output_dir, image_id).read_text())["error"])
     except (OSError, ValueError, KeyError):
         return None
 
@@ -186,10 +209,11 @@ def remove_leftovers(output_dir: Path) -> list[Path]:
     """Delete the hidden temporary files a killed run left (``.<name>.<random><suffix>``).
 
     Only files an atomic write names that way are removed (beside the outputs and in the
-    records folder); call it before any process of a new run starts writing.
+    records folders); call it before any process of a new run starts writing.
     """
     removed = []
-    for folder in (Path(output_dir), records_dir(output_dir)):
+    records = records_dir(output_dir)
+    for folder in (Path(output_dir), records, records / DONE_DIR, records / FAILED_DIR):
         if not folder.is_dir():
             continue
         for path in folder.glob(".*.partial-*"):

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 from lightning.fabric.utilities.rank_zero import rank_zero_only
@@ -25,7 +24,6 @@ from torch import nn
 
 from nuclei.inference.image_records import (
     ImageRecord,
-    check_settings,
     complete_images,
     forget_images,
     load_failure,
@@ -90,18 +88,16 @@ def segment_files(
     finishing: Finishing,
     paths: Sequence[Path],
     options: FileOptions,
-    settings_record: dict[str, Any],
 ) -> PredictionReport:
     """Segment ``paths`` with ``net`` into ``finishing.writer.output_dir``; see the module.
 
     ``make_trainer(callbacks)`` builds the Trainer (one device, or DDP: every process runs
-    this function and segments its share). ``settings_record`` (what decides the outputs) is
-    compared with the one of an earlier run into the same folder: continuing with other
-    settings is refused unless ``options.overwrite``.
+    this function and segments its share). The caller has checked that the folder's earlier
+    images were made with the same settings (:func:`~nuclei.inference.image_records.
+    check_settings`).
     """
     output_dir = finishing.writer.output_dir
     output_dir.mkdir(parents=True, exist_ok=True)
-    check_settings(output_dir, settings_record, options.overwrite)
     remove_leftovers(output_dir)  # before any process starts writing
     todo, skipped = images_to_do(output_dir, paths, options.overwrite)
     if skipped:

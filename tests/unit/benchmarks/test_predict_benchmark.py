@@ -22,7 +22,7 @@ from nuclei.benchmarks.finishing_cost import cpu_bound_ratio
 from nuclei.benchmarks.large_image import random_unet, time_network, time_postprocess
 from nuclei.benchmarks.memory_sampler import PeakMemory, peak_rss_of, rss_mib, tree_rss_mib
 from nuclei.benchmarks.predict_inputs import benchmark_images, write_folder
-from nuclei.inference.image_records import records_dir
+from nuclei.inference.image_records import failure_path, record_path
 from nuclei.runs.checkpoint import load_run, restore_task
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -146,12 +146,12 @@ def test_the_script_measures_a_tiny_folder_end_to_end(script: ModuleType, tmp_pa
 
 
 def test_completion_times_are_the_records_times_in_order(tmp_path: Path) -> None:
-    records = records_dir(tmp_path)
-    records.mkdir()
     for image_id, when in (("b", 200.0), ("a", 100.0), ("c", 150.0)):
-        (records / f"{image_id}.json").write_text("{}")
-        os.utime(records / f"{image_id}.json", (when, when))
-    (records / "d.failed.json").write_text("{}")  # a failure is no completion
+        record_path(tmp_path, image_id).parent.mkdir(parents=True, exist_ok=True)
+        record_path(tmp_path, image_id).write_text("{}")
+        os.utime(record_path(tmp_path, image_id), (when, when))
+    failure_path(tmp_path, "d").parent.mkdir(parents=True)
+    failure_path(tmp_path, "d").write_text("{}")  # a failure is no completion
     times = predict_command.completion_times(tmp_path, ["a", "b", "c", "d"])
     assert times == [100.0, 150.0, 200.0]
 
@@ -168,11 +168,10 @@ def test_nuclei_predict_is_compared_with_the_network_timed_just_before_and_after
 
     def run_predict(ckpt: Path, folder: Path, output: Path, *rest: object) -> dict:
         calls.append("nuclei-predict")
-        records = records_dir(output)
-        records.mkdir(parents=True)
+        record_path(output, "a").parent.mkdir(parents=True)
         for second, name in enumerate(["a", "b", "c"]):  # done at 101, 102, 103 s
-            (records / f"{name}.json").write_text("{}")
-            os.utime(records / f"{name}.json", (101 + second, 101 + second))
+            record_path(output, name).write_text("{}")
+            os.utime(record_path(output, name), (101 + second, 101 + second))
         return {"wall_s": 4.0, "started_at": 100.0, "mpx_s": 0.75}
 
     monkeypatch.setattr(script, "network_around", network_around)

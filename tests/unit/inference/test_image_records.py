@@ -13,9 +13,12 @@ from nuclei.inference.image_records import (
     complete_images,
     load_failure,
     load_record,
+    record_path,
+    records_dir,
     remove_leftovers,
     save_failure,
     save_record,
+    save_settings,
 )
 from nuclei.inference.output_files import atomic_path
 from nuclei.inference.segment import images_to_do
@@ -61,7 +64,7 @@ def test_an_image_is_complete_only_with_its_record_and_every_file(tmp_path: Path
     (tmp_path / "a_mask.png").write_bytes(b"png")
     save_record(tmp_path, record("a", ("a_mask.png",)))
     save_record(tmp_path, record("b", ("b_mask.png",)))  # its file is gone
-    (tmp_path / ".nuclei-predict" / "c.json").write_text('{"image": "c", "files"')  # cut short
+    record_path(tmp_path, "c").write_text('{"image": "c", "files"')  # cut short
     assert complete_images(tmp_path, ["a", "b", "c", "d"]) == {"a"}
 
 
@@ -73,12 +76,36 @@ def test_a_failure_is_recorded_and_cleared_by_success(tmp_path: Path) -> None:
 
 
 def test_other_settings_are_refused_unless_overwrite(tmp_path: Path) -> None:
-    check_settings(tmp_path, {"postprocess": {"threshold": 0.5}, "tile": 512}, False)
-    check_settings(tmp_path, {"postprocess": {"threshold": 0.5}, "tile": 512}, False)
+    first, other = {"postprocess": {"threshold": 0.5}, "tile": 512}, {"tile": 512}
+    check_settings(tmp_path, first, False)  # an empty folder takes any
+    save_settings(tmp_path, first)
+    check_settings(tmp_path, first, False)
+    stored = (records_dir(tmp_path) / "settings.json").read_bytes()
+    other["postprocess"] = {"threshold": 0.4}
     with pytest.raises(ValueError, match=r"other settings \(differing: postprocess\).*overwrite"):
-        check_settings(tmp_path, {"postprocess": {"threshold": 0.4}, "tile": 512}, False)
-    check_settings(tmp_path, {"postprocess": {"threshold": 0.4}, "tile": 512}, True)
-    check_settings(tmp_path, {"postprocess": {"threshold": 0.4}, "tile": 512}, False)
+        check_settings(tmp_path, other, False)
+    assert (records_dir(tmp_path) / "settings.json").read_bytes() == stored  # untouched
+    check_settings(tmp_path, other, True)
+    save_settings(tmp_path, other)
+    check_settings(tmp_path, other, False)
+
+
+def test_records_of_images_named_like_the_folder_s_own_records_stay_apart(
+    tmp_path: Path,
+) -> None:
+    save_settings(tmp_path, {"tile": 512})
+    for image_id in ("settings", "process-0-of-1", "lock", "a", "a.failed"):
+        save_record(tmp_path, record(image_id))
+    save_failure(tmp_path, "a", "/in/a.png", "/in/a.png: cannot be read")
+    check_settings(tmp_path, {"tile": 512}, False)  # the settings record was not replaced
+    assert complete_images(tmp_path, ["settings", "process-0-of-1", "lock", "a.failed"]) == {
+        "settings",
+        "process-0-of-1",
+        "lock",
+        "a.failed",
+    }
+    assert load_failure(tmp_path, "a") == "/in/a.png: cannot be read"
+    assert load_failure(tmp_path, "a.failed") is None
 
 
 def test_overwrite_forgets_the_records_of_the_images_it_redoes(tmp_path: Path) -> None:

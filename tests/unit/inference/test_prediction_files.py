@@ -13,6 +13,7 @@ from skimage.draw import disk, polygon2mask
 
 from nuclei.data.sources.io import read_image, read_raw_image
 from nuclei.inference import output_files
+from nuclei.inference.image_records import record_path
 from nuclei.inference.writers import PredictionWriter
 
 SHAPE = (48, 64)
@@ -139,7 +140,7 @@ def test_tables_and_files_of_finished_images_survive_an_error(tmp_path: Path) ->
     assert summary["nuclei"].tolist() == [2]
     submission = pd.read_csv(out / "submission.csv")
     assert submission["ImageId"].tolist() == ["deep", "deep"]
-    assert (out / ".nuclei-predict" / "deep.json").is_file()  # its completion record
+    assert record_path(out, "deep").is_file()  # its completion record
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "deep_labels.tif",
         "deep_mask.png",
