@@ -221,7 +221,9 @@ class Segmenter:
         ``predict_args.json``; ``files`` are :class:`~nuclei.inference.writers.
         ImageFileWriter` options (``overlay``, ``pixel_size_um``, ``properties``,
         ``save_probabilities``, ``roi_zip``). Images already complete in ``output`` are
-        skipped unless ``overwrite``. Returns the report (images, nuclei, failures).
+        skipped unless ``overwrite``. An ``output`` overlapping ``source``, or in use by another
+        prediction, is refused (a ValueError) before anything is written. Returns the report
+        (images, nuclei, failures).
         """
         from nuclei.api.file_prediction import segment_folder  # it needs this class
 

@@ -6,7 +6,9 @@ a model trained on crops), turns the probabilities into nuclei and writes, per i
 ``<id>_mask.png``, ``<id>_labels.tif`` and ``<id>_overlay.png`` (with
 ``save_probabilities=true`` also ``<id>_probabilities.tif``), and for the whole input
 ``nuclei.csv``, ``summary.csv``, ``submission.csv`` and ``predict_args.json`` (checkpoint and
-its SHA-256, settings, versions; see ``conf/predict.yaml``). It runs through a Lightning
+its SHA-256, settings, versions; see ``conf/predict.yaml``), with the log ``predict.log`` and
+each run's config in ``.nuclei-predict/runs/``. An output overlapping the input, or in use by
+another prediction, is refused before the model loads. It runs through a Lightning
 Trainer (:func:`nuclei.api.file_prediction.segment_folder`, also behind
 :meth:`nuclei.Segmenter.segment_files`): ``trainer=ddp trainer.devices=4`` shares a folder out
 among four GPUs, postprocessing runs in worker processes beside the network, and a run

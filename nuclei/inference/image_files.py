@@ -47,7 +47,8 @@ def _images_in(folder: Path) -> list[Path]:
 def find_images(path: str | Path) -> list[Path]:
     """The images to segment: a file, or a folder's image files (Kaggle ``<id>/images/`` too).
 
-    Hidden files and files without an image suffix are ignored; two images with the same
+    Hidden files and folders and files without an image suffix are ignored (a prediction's
+    records, ``.nuclei-predict/``, are never read as images); two images with the same
     id (file stem) are refused, since their outputs would collide.
     """
     path = Path(path).expanduser()
@@ -56,7 +57,8 @@ def find_images(path: str | Path) -> list[Path]:
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: input file or folder not found")
     found = _images_in(path)
-    for sub in sorted(d for d in path.iterdir() if d.is_dir() and (d / "images").is_dir()):
+    kaggle = (d for d in path.iterdir() if not d.name.startswith(".") and d.is_dir())
+    for sub in sorted(d for d in kaggle if (d / "images").is_dir()):
         found += _images_in(sub / "images")
     if not found:
         raise FileNotFoundError(

@@ -259,3 +259,12 @@ def test_the_log_and_config_of_a_run_land_in_its_output_folder(
     assert len(configs) == 2  # one per run, neither replaced
     config = OmegaConf.load(configs[0])
     assert config.output == str(out) and config.input.endswith("images")
+
+
+def test_hidden_folders_are_never_read_as_images(images: Path) -> None:
+    from nuclei.inference.image_files import find_images
+
+    for hidden in (".nuclei-predict", ".snapshot"):
+        (images / hidden / "images").mkdir(parents=True)
+        Image.new("L", (8, 8)).save(images / hidden / "images" / f"{hidden[1:]}.png")
+    assert [p.stem for p in find_images(images)] == ["a", "a_mask", "b"]

@@ -75,12 +75,17 @@ def run_predict(ckpt: Path, source: Path, out: Path, *overrides: str) -> None:
 
 
 def files_of(out: Path) -> dict[str, bytes]:
-    """Every file under ``out`` (records included), but the per-process share lists."""
-    return {
+    """Every file under ``out`` (records included), but the per-process share lists;
+    ``predict_args.json`` without the output folder's path, which differs by test."""
+    files = {
         str(p.relative_to(out)): p.read_bytes()
         for p in sorted(out.rglob("*"))
         if p.is_file() and not p.name.startswith("process-")
     }
+    args = json.loads(files["predict_args.json"])
+    assert args.pop("output") == str(out.resolve())
+    files["predict_args.json"] = json.dumps(args, sort_keys=True).encode()
+    return files
 
 
 def shares(out: Path) -> dict[str, list[str]]:
@@ -116,16 +121,14 @@ def test_two_ddp_processes_write_each_image_once_identical_to_one_process(
     assert [name for name in reference if shared[name] != reference[name]] == []
     summary = (out / "summary.csv").read_text().splitlines()
     assert len(summary) == 1 + 24  # every readable image, the damaged one reported instead
-    assert json.loads((out / RECORDS / "damaged.failed.json").read_text())["error"].startswith(
+    assert json.loads((out / RECORDS / "failed" / "damaged.json").read_text())["error"].startswith(
         str(screen / "damaged.png")
     )
 
 
 def records_in(out: Path) -> list[str]:
-    folder = out / RECORDS
-    if not folder.is_dir():
-        return []
-    return [p.stem for p in folder.glob("*.json") if p.stem[:5] not in ("setti", "proce")]
+    """The images whose record says they are complete."""
+    return [p.stem for p in (out / RECORDS / "done").glob("*.json")]
 
 
 def test_a_killed_prediction_run_again_redoes_only_the_incomplete_images(
@@ -146,7 +149,7 @@ def test_a_killed_prediction_run_again_redoes_only_the_incomplete_images(
         time.sleep(0.01)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    complete = [i for i in records_in(out) if not i.endswith(".failed")]
+    complete = records_in(out)
     assert 4 <= len(complete) < 24, "the run was not stopped halfway"
     before = {
         p.name: (p.stat().st_ino, p.stat().st_mtime_ns)
