@@ -36,6 +36,7 @@ from nuclei.heap import keep_freed_memory
 from nuclei.inference.device import DeviceError
 from nuclei.runs.checkpoint import CheckpointError
 from nuclei.runs.run_data import RunDataError
+from nuclei.training.mlflow_logger import MissingOptionalDependencyError
 
 #: Exit status of a command stopped by an error the user can fix.
 USER_ERROR_STATUS = 2
@@ -49,6 +50,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
     DiskFullError,
     FileNotFoundError,
     ImageReadError,
+    MissingOptionalDependencyError,
     RLEError,
     RunDataError,
     SolutionError,
