@@ -44,6 +44,26 @@ def test_16bit_tiff_is_scaled_to_8bit(tmp_path: Path) -> None:
     assert (np.diff(image[..., 0].ravel().astype(int)) >= 0).all()  # order kept
 
 
+def test_16bit_tiff_is_stretched_between_robust_percentiles_not_its_extremes(
+    tmp_path: Path,
+) -> None:
+    """A dead and a hot pixel (2 of 10,000) do not set the scale: the 0.5th and 99.5th
+    percentiles of the counts become 0 and 255, so the bulk of the image keeps its contrast
+    (a min-max scaling would squeeze it into 4..20 of 255)."""
+    counts = np.random.default_rng(0).integers(1000, 5001, (100, 100)).astype(np.uint16)
+    counts[0, 0], counts[0, 1], counts[0, 2] = 0, 65535, 3000  # dead, hot, mid-range pixel
+    tifffile.imwrite(tmp_path / "x.tif", counts)
+    image = read_image(tmp_path / "x.tif")[..., 0]
+
+    low, high = np.percentile(counts, [0.5, 99.5])
+    assert 1000 <= low < 1050 and 4950 < high <= 5000  # the bulk's ends, not 0 and 65535
+    expected = np.round(np.clip((counts - low) / (high - low), 0, 1) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(image, expected)
+    assert image[0, 0] == 0 and image[0, 1] == 255  # the outliers clipped
+    assert abs(int(image[0, 2]) - 128) <= 3  # mid-range stays mid-range (min-max: 12)
+    assert np.percentile(image, 2) < 10 and np.percentile(image, 98) > 245  # full contrast
+
+
 def test_unreadable_file_error_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
