@@ -75,3 +75,28 @@ def test_bootstrap_interval_contains_the_mean_and_follows_the_seed() -> None:
     assert 0.02 < interval.high - interval.low < 0.15
     assert bootstrap_interval(scores, n_resamples=1000, seed=3) == interval
     assert bootstrap_interval(scores, n_resamples=1000, seed=4) != interval
+
+
+def test_bootstrap_confidence_sets_the_width_and_the_coverage_of_a_known_mean() -> None:
+    """400 samples of 40 values from N(0.5, 0.1): each confidence's interval has the normal
+    width 2 z 0.1 / sqrt(40) and holds the true mean about that often."""
+    rng = np.random.default_rng(11)
+    z = {0.80: 1.2815516, 0.95: 1.9599640}
+    covered = dict.fromkeys(z, 0)
+    widths: dict[float, list[float]] = {confidence: [] for confidence in z}
+    trials = 400
+    for trial in range(trials):
+        scores = rng.normal(0.5, 0.1, size=40)
+        for confidence in z:
+            interval = bootstrap_interval(scores, confidence, n_resamples=1000, seed=trial)
+            assert interval.confidence == confidence
+            covered[confidence] += interval.low < 0.5 < interval.high
+            widths[confidence].append(interval.high - interval.low)
+    for confidence, quantile in z.items():
+        expected_width = 2 * quantile * 0.1 / math.sqrt(40)  # 0.0405 and 0.0620
+        assert np.mean(widths[confidence]) == pytest.approx(expected_width, rel=0.08)
+    ratios = np.divide(widths[0.95], widths[0.80])
+    assert np.median(ratios) == pytest.approx(z[0.95] / z[0.80], rel=0.08)  # 1.53
+    # Binomial spread of 400 trials: +-0.02 (80%) and +-0.011 (95%) for one standard error.
+    assert 0.74 <= covered[0.80] / trials <= 0.86
+    assert 0.92 <= covered[0.95] / trials <= 0.975
