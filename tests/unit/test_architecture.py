@@ -28,6 +28,7 @@ LAYERS = (
     "child_environment",
     "cores",
     "files",
+    "parent_death",
 )
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
