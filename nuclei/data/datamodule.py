@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -28,9 +29,17 @@ from nuclei.data.sources.layouts import LayoutError
 from nuclei.data.splits import split_record
 from nuclei.data.transforms import seed_augmentation_worker
 from nuclei.data.validation import DataValidationError, SplitReport
+from nuclei.parent_death import die_with_parent
 from nuclei.synthetic import ensure_synthetic_dataset, synthetic_root
 
 Section = Mapping[str, Any]
+
+
+def start_loader_worker(parent_pid: int, worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: end with the process ``parent_pid`` that started the
+    worker (:mod:`nuclei.parent_death`), and seed its augmentation."""
+    die_with_parent(parent_pid)
+    seed_augmentation_worker(worker_id)
 
 
 class NucleiDataModule(L.LightningDataModule):
@@ -239,7 +248,7 @@ class NucleiDataModule(L.LightningDataModule):
             num_workers=workers,
             pin_memory=self.pin_memory,
             persistent_workers=workers > 0,
-            worker_init_fn=seed_augmentation_worker if workers > 0 else None,
+            worker_init_fn=partial(start_loader_worker, os.getpid()) if workers > 0 else None,
             collate_fn=collate,
         )
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from nuclei.inference.image_files import LoadedImage
 from nuclei.inference.image_records import ImageRecord
 from nuclei.inference.writers import ImageFileWriter
 from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
+from nuclei.parent_death import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +53,25 @@ def finish_image(finishing: Finishing, loaded: LoadedImage, maps: np.ndarray) ->
     )
 
 
+def start_worker(parent_pid: int) -> None:
+    """Pool ``initializer``: end with the process ``parent_pid`` that started the worker
+    (:mod:`nuclei.parent_death`), at a lower CPU priority."""
+    die_with_parent(parent_pid)
+    lower_priority()
+
+
 def _ready() -> None:
     """A no-op task: submitting ``workers`` of them starts every worker process."""
 
 
 def start_workers(workers: int) -> ProcessPoolExecutor:
     """A pool of ``workers`` spawned, single-threaded processes at a lower CPU priority
-    (:mod:`nuclei.inference.background`), all started now."""
+    (:mod:`nuclei.inference.background`), all started now; they end with this process."""
     executor = ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=lower_priority
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=start_worker,
+        initargs=(os.getpid(),),
     )
     with child_environment(ONE_THREAD_EACH):
         wait([executor.submit(_ready) for _ in range(workers)])

@@ -10,8 +10,10 @@ exactly one process).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -21,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from nuclei.inference.background import lower_priority
 from nuclei.inference.image_files import LoadedImage, read_for_segmenting
+from nuclei.parent_death import die_with_parent
 
 #: Turns an (H, W, 3) uint8 image into the tensor the network sees, before batching.
 Prepare = Callable[[np.ndarray], torch.Tensor]
@@ -58,6 +61,13 @@ class ImageFiles(Dataset[ServedImage]):
         return ServedImage(loaded, None if self.prepare is None else self.prepare(image))
 
 
+def start_decoder(parent_pid: int, worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: end with the process ``parent_pid`` that started the
+    worker (:mod:`nuclei.parent_death`), at a lower CPU priority."""
+    die_with_parent(parent_pid)
+    lower_priority(worker_id)
+
+
 def keep_as_list(items: list[ServedImage]) -> list[ServedImage]:
     """DataLoader ``collate_fn``: images of different sizes stay a list (no stacking)."""
     return list(items)
@@ -92,5 +102,5 @@ class ImageFilesDataModule(L.LightningDataModule):
             shuffle=False,
             num_workers=self.workers,
             collate_fn=keep_as_list,
-            worker_init_fn=lower_priority,
+            worker_init_fn=partial(start_decoder, os.getpid()),
         )

@@ -28,6 +28,7 @@ from scipy import ndimage as ndi
 
 from nuclei.child_environment import ONE_THREAD_EACH, child_environment
 from nuclei.cores import available_cores
+from nuclei.parent_death import die_with_parent
 from nuclei.progress import progress_bar
 from nuclei.synthetic.profiles import get_profile
 from nuclei.synthetic.render import FAMILIES, SamplePlan, plan_sample, render_sample
@@ -104,9 +105,11 @@ def write_sample(job: tuple[str, int, int, str]) -> WrittenSample:
 
 
 def _worker_pool(workers: int) -> multiprocessing.pool.Pool:
-    """A pool of ``workers`` spawned processes started with ``_WORKER_ENV``."""
+    """A pool of ``workers`` spawned processes started with ``_WORKER_ENV``, which end with
+    this process (:mod:`nuclei.parent_death`)."""
     with child_environment(_WORKER_ENV):
-        return multiprocessing.get_context("spawn").Pool(workers)
+        context = multiprocessing.get_context("spawn")
+        return context.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),))
 
 
 def _area(plan: SamplePlan) -> int:

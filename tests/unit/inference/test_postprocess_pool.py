@@ -1,12 +1,13 @@
 """Postprocessing in worker processes gives what it gives in the calling process."""
 
+import multiprocessing
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nuclei.inference.background import HELPER_NICENESS, lower_priority
+from nuclei.inference.background import HELPER_NICENESS
 from nuclei.inference.image_files import LoadedImage
 from nuclei.inference.image_records import ImageRecord
 from nuclei.inference.postprocess_pool import Finishing, PostprocessPool, start_workers
@@ -89,4 +90,6 @@ def test_workers_and_decoders_run_at_a_lower_priority(tmp_path: Path) -> None:
     assert worker_niceness == expected
     assert os.nice(0) < expected  # the calling process (the network's) keeps its own
     loader = ImageFilesDataModule([], 10**6, 1, workers=1).predict_dataloader()
-    assert loader.worker_init_fn is lower_priority
+    fork = multiprocessing.get_context("fork")  # as the DataLoader starts its workers
+    with fork.Pool(1, initializer=loader.worker_init_fn, initargs=(0,)) as decoders:
+        assert decoders.apply(os.nice, (0,)) == expected
