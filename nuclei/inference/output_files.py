@@ -31,6 +31,8 @@ import tifffile
 from scipy import ndimage as ndi
 from skimage.measure import find_contours
 
+from nuclei.files import naming_full_disk
+
 IMAGEJ_UNIT = "micron"  # ImageJ's own spelling; it shows it as µm
 
 
@@ -50,21 +52,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     killed process leaves it, for :func:`nuclei.inference.image_records.remove_leftovers`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(
-        prefix=f".{path.name}.partial-", suffix=path.suffix, dir=path.parent
-    )
-    os.close(descriptor)
-    temporary = Path(name)
-    try:
-        yield temporary
-        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp makes it private (0600)
-        with temporary.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with naming_full_disk(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(
+            prefix=f".{path.name}.partial-", suffix=path.suffix, dir=path.parent
+        )
+        os.close(descriptor)
+        temporary = Path(name)
+        try:
+            yield temporary
+            os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp makes it private (0600)
+            with temporary.open("rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
 
 
 def _resolution(pixel_size_um: float | None) -> tuple[float, float] | None:

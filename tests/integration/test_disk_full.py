@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_module
 from support.training import FAST_TRAIN_OVERRIDES, SMALL_UNET_OVERRIDES
 
+from nuclei.cli.predict import predict
 from nuclei.files import DiskFullError
 from nuclei.runs.atomic import atomic_write_text
 
@@ -72,3 +74,22 @@ def test_training_onto_a_full_disk_stops_in_one_line(
     lines = done.stderr.strip().splitlines()
     assert "the disk is full" in lines[-1] and str(small_disk) in lines[-1], done.stderr[-3000:]
     assert not any("Traceback" in line for line in lines), done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("small_disk", ["48k"], indirect=True)
+def test_predicting_onto_a_full_disk_names_the_file(
+    small_disk: Path, trained_run: Path, synthetic_root: Path, tmp_path: Path
+) -> None:
+    checkpoint = trained_run / "checkpoints" / "last.ckpt"
+    with initialize_config_module(version_base="1.3", config_module="nuclei.conf"):
+        cfg = compose(
+            "predict",
+            overrides=[
+                "progress_bar=false",
+                f"ckpt_path={checkpoint}",
+                f"input={synthetic_root}",
+                f"output={small_disk / 'predicted'}",
+            ],
+        )
+    with pytest.raises(DiskFullError, match=rf"{small_disk}/predicted/\S+: the disk is full"):
+        predict(cfg)
