@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from nuclei.cli.overrides import Vocabulary, translate_command_line
+from nuclei.cli.stops import stop_on_signals
 from nuclei.data.sources.io import ImageReadError
 from nuclei.data.sources.rle import RLEError
 from nuclei.data.sources.solution import SolutionError
@@ -232,15 +233,17 @@ def check_overrides(app: App, arguments: list[str]) -> str | None:
 
 def run_app(app: App, hydra_main: Callable[[], Any]) -> None:
     """Run a Hydra app from the command line: older spellings rewritten, keys checked, freed
-    memory kept for reuse (:func:`nuclei.heap.keep_freed_memory`: CPU passes 1.9x faster)."""
-    keep_freed_memory()
-    translate_command_line(app.words)
-    if not full_error_wanted():
-        problem = check_overrides(app, sys.argv[1:])
-        if problem is not None:
-            report_error(app.name, problem)
-            raise SystemExit(USER_ERROR_STATUS)
-    hydra_main()
+    memory kept for reuse (:func:`nuclei.heap.keep_freed_memory`: CPU passes 1.9x faster),
+    SIGTERM stopping it as Ctrl-C does (:func:`nuclei.cli.stops.stop_on_signals`: exit 143)."""
+    with stop_on_signals(app.name, report_error):
+        keep_freed_memory()
+        translate_command_line(app.words)
+        if not full_error_wanted():
+            problem = check_overrides(app, sys.argv[1:])
+            if problem is not None:
+                report_error(app.name, problem)
+                raise SystemExit(USER_ERROR_STATUS)
+        hydra_main()
 
 
 def command(app: App, hydra_main: Callable[..., Any], summary: str) -> Callable[..., Any]:
