@@ -188,11 +188,15 @@ class Segmenter:
         probabilities: np.ndarray | None = None,
     ) -> pd.DataFrame:
         """One row per nucleus: scikit-image ``regionprops_table`` columns, intensities on
-        the raw values of ``image`` (per channel), not the network's 8-bit copy.
+        the raw values of ``image``, not the network's 8-bit copy; the rows ``nuclei-predict``
+        writes to ``nuclei.csv`` for the file the image was read from.
 
-        ``image``: (H, W), (H, W, C) or (C, H, W) (all channels measured). ``probabilities``
-        (from :meth:`probabilities`) adds ``probability_mean``; ``pixel_size_um`` adds µm and
-        µm² columns. See :func:`nuclei.inference.measure.measure_nuclei`.
+        ``image``: (H, W), (H, W, C) or (C, H, W) (all channels measured). Grey or colour,
+        the intensity columns are the same: ``intensity_mean`` on the grey value (a colour
+        image's channel mean) and ``intensity_mean-0``, ``-1``, ``-2`` per channel (a grey
+        image's value in each). ``probabilities`` (from :meth:`probabilities`) adds
+        ``probability_mean``; ``pixel_size_um`` adds µm and µm² columns. See
+        :func:`nuclei.inference.measure.measure_nuclei`.
         """
         image = np.asarray(image)
         labels = np.asarray(labels)

@@ -1,12 +1,21 @@
 """Per-nucleus measurements on the raw intensities of an image, one table row per nucleus.
 
 :func:`measure_nuclei` is scikit-image's ``regionprops_table`` with its column names
-(``area``, ``centroid-0``, ``bbox-3``, ``intensity_mean``; ``intensity_mean-0``,
-``intensity_mean-1``... one per channel of an (H, W, C) image) plus three of our own:
+(``area``, ``centroid-0``, ``bbox-3``, ``intensity_mean``...) plus three of our own:
 ``intensity_integrated`` (the sum over the nucleus), ``touches_border`` and
 ``probability_mean``. Intensities are the values of the array given, in its own dtype: pass
 the file's pixels (:func:`nuclei.data.sources.io.read_raw_image`), not the network's
 8-bit copy. With ``pixel_size_um``, lengths gain a ``_um`` and areas a ``_um2`` column.
+
+Every image gets the same intensity columns, so one table holds grey and colour images
+alike: ``intensity_mean`` (and ``_max``, ``_min``, ``_integrated``, ``_std``) on the image's
+grey value, then ``intensity_mean-0``, ``-1``, ``-2`` on each channel. A grey image is the
+three equal channels it is stored as (its value in every column); a colour image's grey
+value is the mean of its channels at each pixel. An RGBA image's alpha is dropped, and an
+RGB(A) one whose colour channels are equal is grey, as :func:`~nuclei.data.sources.io.
+read_raw_image` reads such a file. A stack of another channel count (the API's (C, H, W))
+gets one numbered column per channel.
+
 Most columns come from :mod:`nuclei.inference.label_statistics` (every nucleus at once, the
 same values); the others (``extent``, ``feret_diameter_max``...) from ``regionprops_table``.
 """
@@ -21,7 +30,11 @@ import numpy as np
 import pandas as pd
 from skimage.measure import regionprops_table
 
-from nuclei.inference.label_statistics import VECTORISED_PROPERTIES, label_statistics
+from nuclei.inference.label_statistics import (
+    INTENSITY_PROPERTIES,
+    VECTORISED_PROPERTIES,
+    label_statistics,
+)
 
 #: Measured unless ``properties=`` says otherwise (``probability_mean`` only with probabilities).
 DEFAULT_PROPERTIES = (
@@ -54,6 +67,10 @@ OPTIONAL_PROPERTIES = (
 )
 KNOWN_PROPERTIES = DEFAULT_PROPERTIES + OPTIONAL_PROPERTIES
 _NEEDS_INTENSITY = ("intensity_std",)  # of those regionprops measures
+#: Properties measured on the grey value and on each channel (see the module's docstring).
+_PER_CHANNEL = (*INTENSITY_PROPERTIES, *_NEEDS_INTENSITY)
+#: The channels a grey image is reported in: those of the RGB image it is stored as.
+GREY_CHANNELS = 3
 _INTEGER_COLUMNS = ("label", "area", "area_convex", "area_filled", "euler_number", "bbox")
 #: Column -> its physical twin, scaled by the pixel size (lengths) or its square (areas).
 _LENGTHS_UM = {
@@ -87,7 +104,8 @@ def select_properties(properties: Sequence[str] | None = None) -> tuple[str, ...
 
 
 def _intensity_image(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """``image`` checked against the labels: (H, W) or (H, W, C), an RGBA's alpha dropped."""
+    """``image`` checked against the labels: (H, W) grey or (H, W, C) colour, an RGBA's alpha
+    dropped and an RGB with equal channels (or an (H, W, 1)) made (H, W)."""
     image = np.asarray(image)
     if image.ndim not in (2, 3) or image.shape[:2] != shape:
         raise ValueError(
@@ -100,9 +118,38 @@ def _intensity_image(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         image = image.astype(np.uint8)
     if image.ndim == 3 and image.shape[-1] == 4:
         image = image[..., :3]  # (H, W, 4) is RGBA, as everywhere in the package
+    if image.ndim == 3 and image.shape[-1] == 3 and (image == image[..., :1]).all():
+        image = image[..., :1]  # a grey image stored as RGB
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     return image
+
+
+def _measured_planes(intensity: np.ndarray) -> np.ndarray:
+    """What is measured: a grey image itself; a colour one's grey value (the per-pixel mean of
+    its channels) and then its channels, as one float64 (H, W, 1 + C) stack."""
+    if intensity.ndim == 2:
+        return intensity
+    grey = intensity.mean(axis=2, dtype=np.float64)
+    return np.concatenate([grey[..., None], intensity.astype(np.float64)], axis=2)
+
+
+def _fixed_intensity_names(table: dict[str, np.ndarray], colour: bool) -> dict[str, np.ndarray]:
+    """Intensity columns under their fixed names: plain for the grey value, ``-0``, ``-1``...
+    per channel. A colour image's planes were (grey, channel 0, 1...); a grey image's plain
+    columns are repeated for each of its :data:`GREY_CHANNELS` channels."""
+    named: dict[str, np.ndarray] = {}
+    for name, values in table.items():
+        prop, _, plane = name.partition("-")
+        if prop not in _PER_CHANNEL:
+            named[name] = values
+        elif colour:
+            channel = int(plane) - 1
+            named[prop if channel < 0 else f"{prop}-{channel}"] = values
+        else:
+            named[name] = values
+            named.update({f"{name}-{c}": values for c in range(GREY_CHANNELS)})
+    return named
 
 
 def _foreground(probabilities: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -178,9 +225,11 @@ def measure_nuclei(
     """One row per nucleus of ``labels``, intensities on ``image``'s own values.
 
     ``image``: (H, W) or (H, W, C) of any numeric dtype (an (H, W, 4) image is RGBA: its alpha
-    is dropped). ``probabilities``: the (H, W) foreground probability, or a (C, H, W) map whose
-    channel 0 is. ``properties``: names from :data:`KNOWN_PROPERTIES` (``label`` is always
-    included). ``pixel_size_um``: the side of a square pixel, adding µm and µm² columns.
+    is dropped); its grey value and each channel are measured under fixed column names (see
+    the module's docstring). ``probabilities``: the (H, W) foreground probability, or a
+    (C, H, W) map whose channel 0 is. ``properties``: names from :data:`KNOWN_PROPERTIES`
+    (``label`` is always included). ``pixel_size_um``: the side of a square pixel, adding µm
+    and µm² columns.
     """
     wanted = select_properties(properties)
     if probabilities is None:
@@ -189,22 +238,23 @@ def measure_nuclei(
         wanted = tuple(p for p in wanted if p != "probability_mean")
     labels = _checked_labels(labels)
     intensity = _intensity_image(image, labels.shape)
+    planes = _measured_planes(intensity)
     foreground = None if probabilities is None else _foreground(probabilities, labels.shape)
 
     vectorised = [p for p in wanted if p in VECTORISED_PROPERTIES]
     if "touches_border" in wanted and "bbox" not in vectorised:
         vectorised.append("bbox")
-    table = label_statistics(labels, tuple(vectorised), intensity, foreground)
+    table = label_statistics(labels, tuple(vectorised), planes, foreground)
     per_region = [p for p in wanted if p not in VECTORISED_PROPERTIES and p != "touches_border"]
     if per_region:
         table.update(
             regionprops_table(
                 labels,
-                intensity_image=intensity if set(per_region) & set(_NEEDS_INTENSITY) else None,
+                intensity_image=planes if set(per_region) & set(_NEEDS_INTENSITY) else None,
                 properties=["label", *per_region],
             )
         )
     if "touches_border" in wanted:
         table["touches_border"] = _touches_border(table, labels.shape)
-    frame = _in_order(table, wanted)
+    frame = _in_order(_fixed_intensity_names(table, colour=intensity.ndim == 3), wanted)
     return frame if pixel_size_um is None else _with_physical_units(frame, pixel_size_um)

@@ -9,6 +9,7 @@ from skimage.draw import disk
 from nuclei.inference.measure import KNOWN_PROPERTIES, measure_nuclei
 
 SHAPE = (64, 80)
+INTENSITY = ("intensity_mean", "intensity_max", "intensity_min", "intensity_integrated")
 
 
 def two_nuclei() -> np.ndarray:
@@ -74,10 +75,7 @@ def test_columns_are_scikit_image_names_label_first() -> None:
         "bbox-1",
         "bbox-2",
         "bbox-3",
-        "intensity_mean",
-        "intensity_max",
-        "intensity_min",
-        "intensity_integrated",
+        *(f"{name}{suffix}" for name in INTENSITY for suffix in ("", "-0", "-1", "-2")),
         "touches_border",
     ]
     assert list(table["label"]) == [1, 7]
@@ -94,8 +92,54 @@ def test_each_channel_is_measured_and_an_alpha_channel_dropped() -> None:
     table = measure_nuclei(image, labels).set_index("label")
     means = [table.loc[1, f"intensity_mean-{c}"] for c in range(3)]
     assert means == [1000, 2000, 3000]
-    assert "intensity_mean-3" not in table.columns and "intensity_mean" not in table.columns
+    assert "intensity_mean-3" not in table.columns
     assert table.loc[1, "intensity_integrated-2"] == 3000 * (labels == 1).sum()
+
+
+def test_a_colour_image_s_plain_columns_are_its_grey_value_the_channels_mean() -> None:
+    labels = two_nuclei()
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 4096, (*SHAPE, 3)).astype(np.uint16)
+    table = measure_nuclei(image, labels, properties=[*INTENSITY, "intensity_std"])
+    table = table.set_index("label")
+    grey = image.astype(np.float64).mean(axis=2)
+    for label in (1, 7):
+        row, inside = table.loc[label], labels == label
+        assert row["intensity_mean"] == pytest.approx(grey[inside].mean(), rel=1e-12)
+        assert row["intensity_max"] == grey[inside].max()
+        assert row["intensity_min"] == grey[inside].min()
+        assert row["intensity_integrated"] == pytest.approx(grey[inside].sum(), rel=1e-12)
+        assert row["intensity_std"] == pytest.approx(grey[inside].std(), rel=1e-9)
+        for channel in range(3):
+            plane = image[..., channel][inside]
+            assert row[f"intensity_mean-{channel}"] == pytest.approx(plane.mean(), rel=1e-12)
+            assert row[f"intensity_max-{channel}"] == plane.max()
+            assert row[f"intensity_std-{channel}"] == pytest.approx(plane.std(), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "form", ["grey", "grey (H, W, 1)", "grey as RGB", "grey as RGBA", "grey float as RGB"]
+)
+def test_a_grey_image_gives_the_same_table_however_it_is_stored(form: str) -> None:
+    labels = two_nuclei()
+    grey = sixteen_bit_image(labels)
+    reference = measure_nuclei(grey, labels, properties=[*INTENSITY, "intensity_std"])
+    image = {
+        "grey": grey,
+        "grey (H, W, 1)": grey[..., None],
+        "grey as RGB": np.dstack([grey] * 3),
+        "grey as RGBA": np.dstack([grey] * 3 + [np.full(SHAPE, 65535, np.uint16)]),
+        "grey float as RGB": np.dstack([grey.astype(np.float32) / 7] * 3),
+    }[form]
+    table = measure_nuclei(image, labels, properties=[*INTENSITY, "intensity_std"])
+    if form.startswith("grey float"):
+        reference = measure_nuclei(
+            grey.astype(np.float32) / 7, labels, properties=[*INTENSITY, "intensity_std"]
+        )
+    pd.testing.assert_frame_equal(table, reference, check_exact=True)
+    for name in (*INTENSITY, "intensity_std"):
+        for channel in range(3):  # a grey image is its RGB image's three equal channels
+            np.testing.assert_array_equal(table[f"{name}-{channel}"], table[name])
 
 
 def test_pixel_size_adds_micrometre_columns_beside_the_pixel_ones() -> None:

@@ -102,8 +102,9 @@ def test_given_raw_pixels_are_measured_instead_of_the_file(tmp_path: Path) -> No
     with PredictionWriter(tmp_path / "out", properties=["intensity_mean"]) as writer:
         writer.write("deep", source, read_image(source), labels, raw=raw)
     table = pd.read_csv(tmp_path / "out" / "nuclei.csv")
-    assert list(table.columns) == ["image", "label", "intensity_mean-0", "intensity_mean-1"]
-    assert (table["intensity_mean-0"] == 7).all()
+    columns = ["image", "label", "intensity_mean", "intensity_mean-0", "intensity_mean-1"]
+    assert list(table.columns) == columns
+    assert (table["intensity_mean-0"] == 7).all() and (table["intensity_mean"] == 7).all()
 
 
 def test_a_grey_png_stored_as_rgba_is_read_as_one_raw_channel(tmp_path: Path) -> None:
