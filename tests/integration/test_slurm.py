@@ -2,7 +2,9 @@
 ``hydra/launcher=slurm_cpu``, and DDP on 2 CPU tasks started by srun, whose ranks Lightning takes
 from SLURM, with the same metrics as the 2 processes Lightning starts itself (trainer=ddp_cpu).
 
-Skipped only where no SLURM answers; .ci/run and ``make test-slurm`` start one first.
+Skipped only where no SLURM answers; .ci/run and ``make test-slurm`` start one first. Under
+``NUCLEI_REQUIRE_SLURM=1`` (what .ci/run sets once SLURM is up) a SLURM that does not answer
+fails the tests instead, so CI cannot pass with them silently skipped.
 """
 
 from __future__ import annotations
@@ -40,11 +42,22 @@ COMPARED = ("val/loss", "val/acc", "val/iou", "val/dice", "val/map", "val/f1")
 RANK_1_STARTED = "Initializing distributed: GLOBAL_RANK: 1, MEMBER: 2/2"
 
 
+#: Set (to 1) where SLURM must be up: the tests then fail, not skip, without it.
+REQUIRE_SLURM = "NUCLEI_REQUIRE_SLURM"
+
+
+def no_slurm(reason: str) -> None:
+    """Skip the module for ``reason``, or fail it where ``NUCLEI_REQUIRE_SLURM=1``."""
+    if os.environ.get(REQUIRE_SLURM) == "1":
+        pytest.fail(f"{REQUIRE_SLURM}=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def slurm_is_up() -> None:
     """Skip the module unless a SLURM controller answers with a node that can take jobs."""
     if shutil.which("sinfo") is None or shutil.which("srun") is None:
-        pytest.skip(
+        no_slurm(
             "no SLURM here (sinfo/srun not on PATH); start a single-node one as root with "
             "`bash scripts/ci/slurm_up.sh` (or `make test-slurm`)"
         )
@@ -53,7 +66,7 @@ def slurm_is_up() -> None:
     )
     if done.returncode != 0 or not {"idle", "mixed"} & set(done.stdout.split()):
         answer = (done.stdout + done.stderr).strip()
-        pytest.skip(f"SLURM is not up (sinfo: {answer!r}); run `bash scripts/ci/slurm_up.sh`")
+        no_slurm(f"SLURM is not up (sinfo: {answer!r}); run `bash scripts/ci/slurm_up.sh`")
 
 
 @pytest.fixture
