@@ -1,6 +1,7 @@
 """The console script works from any directory, and a built wheel ships the configs."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -10,6 +11,22 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+#: What a build from a copy of the working tree leaves out: environments, history, outputs,
+#: caches, and the build's own products (a copy must not start from stale ones).
+NOT_COPIED = shutil.ignore_patterns(
+    ".venv", ".git", "outputs", "site", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
+)
+
+
+def build_products(root: Path) -> dict[str, tuple[int, int]]:
+    """What a setuptools build writes into a source tree: ``build/``, ``dist/`` and
+    ``*.egg-info/`` under ``root``, each file with its modification time and size."""
+    found = {}
+    for top in [root / "build", root / "dist", *root.glob("*.egg-info")]:
+        for path in [top, *top.rglob("*")] if top.exists() else []:
+            stat = path.stat()
+            found[str(path.relative_to(root))] = (stat.st_mtime_ns, stat.st_size)
+    return found
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
@@ -49,7 +66,12 @@ def test_module_entry_point_prints_help(tmp_path: Path) -> None:
 
 
 def test_wheel_ships_configs_and_composes_outside_the_repo(tmp_path: Path) -> None:
+    """The wheel is built from a copy of the working tree: the source tree gets no
+    ``build/`` and its ``*.egg-info`` is not rewritten."""
     pytest.importorskip("setuptools")
+    before = build_products(REPO)
+    source = tmp_path / "source"
+    shutil.copytree(REPO, source, ignore=NOT_COPIED)
     run(
         [
             sys.executable,
@@ -60,10 +82,12 @@ def test_wheel_ships_configs_and_composes_outside_the_repo(tmp_path: Path) -> No
             "--no-build-isolation",
             "--wheel-dir",
             str(tmp_path / "dist"),
-            str(REPO),
+            str(source),
         ],
         cwd=tmp_path,
     )
+    assert build_products(REPO) == before  # the source tree untouched
+    assert (source / "build").is_dir()  # where the build went instead
     (wheel,) = (tmp_path / "dist").glob("nuclei-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for config in ("train.yaml", "data/default.yaml", "model/unet.yaml", "trainer/default.yaml"):
