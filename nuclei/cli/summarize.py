@@ -46,6 +46,10 @@ OLD_SPELLINGS = Vocabulary(
 APP = App(name="nuclei-summarize", config_name="summarize", words=OLD_SPELLINGS)
 
 
+class NoRunsError(FileNotFoundError):
+    """The folder given to ``nuclei-summarize`` does not exist or holds no run."""
+
+
 def eval_tags(runs: Sequence[RunSummary]) -> list[str]:
     """Every evaluation tag of the runs (``test``, ``test.7f86fd5d``), sorted."""
     return sorted({tag for run in runs for tag in run.tags})
@@ -197,13 +201,18 @@ def summarize_sweep(
     metrics: Sequence[str] | None = None,
     compare_groups: Sequence[str] | None = None,
     confidence: float = 0.95,
-) -> int:
+) -> list[Path]:
     """Print the tables of the sweep's runs (and groups, and a comparison of two groups) and
-    write their files; returns the exit status (1 when no run is found)."""
+    write their files; returns the files written. A folder that does not exist or holds no
+    run is a :class:`NoRunsError`, raised before anything is written."""
+    if not sweep.is_dir():
+        raise NoRunsError(f"{sweep}: no such folder")
     runs = summarize(sweep)
     if not runs:
-        print(f"{sweep}: no runs found (no run folder with saved overrides below it)")
-        return 1
+        raise NoRunsError(
+            f"{sweep}: no runs found (no run folder with saved overrides below it); give a "
+            "multirun folder (hydra.sweep.dir), e.g. outputs/train-multirun/<time>"
+        )
     columns = metric_columns(runs, metrics)
     groups = group_runs(runs)
     compared = comparisons(groups, compare_groups, columns, confidence) if compare_groups else []
@@ -228,7 +237,7 @@ def summarize_sweep(
         print("\n".join(f"  {line}" for line in legend))
     for path in written:
         print(f"wrote {path}")
-    return 0
+    return written
 
 
 def _strings(value: Any) -> list[str] | None:
@@ -243,18 +252,16 @@ def _strings(value: Any) -> list[str] | None:
 def _hydra_main(cfg: DictConfig) -> None:
     with user_errors(APP.name, GroupError):
         output = Path(cfg.output).expanduser() if cfg.output else None
-        status = summarize_sweep(
+        summarize_sweep(
             Path(cfg.sweep).expanduser(),
             output,
             metrics=_strings(cfg.get("metrics")),
             compare_groups=_strings(cfg.get("compare")),
             confidence=float(cfg.get("confidence", 0.95)),
         )
-    if status:
-        raise SystemExit(status)
 
 
-main = command(APP, _hydra_main, "exit status 1 when the folder holds no runs.")
+main = command(APP, _hydra_main, "exit status 2 when the folder holds no runs.")
 
 
 if __name__ == "__main__":

@@ -72,10 +72,35 @@ def test_two_run_sweep_is_summarized(synthetic_root: Path, tmp_path: Path) -> No
         assert rows[lr] == pytest.approx(iou, abs=1e-6)
 
 
-def test_summarize_of_an_empty_folder_fails_cleanly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("spelling", ["sweep={}", "{}"])
+def test_summarize_of_an_empty_folder_fails_cleanly(tmp_path: Path, spelling: str) -> None:
+    """One line on stderr naming the folder, exit status 2, and nothing written: not into
+    the empty folder (no summary of nothing), not into the working directory."""
+    empty, work = tmp_path / "empty_sweep", tmp_path / "work"
+    empty.mkdir()
+    work.mkdir()
     done = subprocess.run(
-        [str(SUMMARIZE), f"sweep={tmp_path}"], capture_output=True, text=True, timeout=120
+        [str(SUMMARIZE), spelling.format(empty)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=work,
     )
-    assert done.returncode == 1, done.stderr
-    assert "no runs found" in done.stdout and "Traceback" not in done.stderr
-    assert not (tmp_path / "outputs").exists()  # no folder of its own
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"nuclei-summarize: {empty}: no runs found"), line
+    assert "hydra.sweep.dir" in line  # what to give instead
+    assert done.stdout == ""
+    assert list(empty.iterdir()) == []
+    assert list(work.iterdir()) == []  # no folder of its own (no outputs/, no .hydra/)
+
+
+def test_summarize_of_a_missing_folder_names_it(tmp_path: Path) -> None:
+    missing = tmp_path / "no_such_sweep"
+    done = subprocess.run(
+        [str(SUMMARIZE), str(missing)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line == f"nuclei-summarize: {missing}: no such folder", line
+    assert list(tmp_path.iterdir()) == []
