@@ -22,9 +22,9 @@ def predict_run_dir(source: Any, output: Any, otherwise: Any) -> str:
     """``${nuclei.predict_run_dir:INPUT,OUTPUT,OTHERWISE}``: ``output`` (absolute) when a
     prediction of ``source`` may write into it now; else ``otherwise`` (``output`` null, or
     overlapping the input, impossible to make, held by another run)."""
-    if source is None or output is None or not can_be_made(str(output)):
-        return str(otherwise)
-    if overlap(str(source), str(output)) is not None or held_here(str(output)):
+    if source is None or output is None or overlap(str(source), str(output)) is not None:
+        return str(otherwise)  # overlap first: nothing, not even a probe, touches the input
+    if not can_be_made(str(output)) or held_here(str(output)):
         return str(otherwise)
     return str(Path(str(output)).expanduser().absolute())
 
