@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from nuclei.cli.overrides import Vocabulary, translate_command_line
+from nuclei.cli.quiet import quiet_known_noise
 from nuclei.cli.stops import stop_on_signals
 from nuclei.data.sources.io import ImageReadError
 from nuclei.data.sources.rle import RLEError
@@ -234,9 +235,11 @@ def check_overrides(app: App, arguments: list[str]) -> str | None:
 def run_app(app: App, hydra_main: Callable[[], Any]) -> None:
     """Run a Hydra app from the command line: older spellings rewritten, keys checked, freed
     memory kept for reuse (:func:`nuclei.heap.keep_freed_memory`: CPU passes 1.9x faster),
-    SIGTERM stopping it as Ctrl-C does (:func:`nuclei.cli.stops.stop_on_signals`: exit 143)."""
+    SIGTERM stopping it as Ctrl-C does (:func:`nuclei.cli.stops.stop_on_signals`: exit 143),
+    Lightning's advertisements and known deprecations silenced (:mod:`nuclei.cli.quiet`)."""
     with stop_on_signals(app.name, report_error):
         keep_freed_memory()
+        quiet_known_noise()
         translate_command_line(app.words)
         if not full_error_wanted():
             problem = check_overrides(app, sys.argv[1:])
