@@ -9,6 +9,7 @@ those (symbolic links followed) before anything is read or written.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 
@@ -51,4 +52,10 @@ def can_be_made(folder: str | Path) -> bool:
         if path.parent == path:
             return False
         path = path.parent
-    return path.is_dir() and os.access(path, os.W_OK | os.X_OK)
+    if not path.is_dir():
+        return False
+    try:  # a real try: permissions say little for root, or on read-only and virtual mounts
+        os.rmdir(tempfile.mkdtemp(prefix=".nuclei-probe-", dir=path))
+    except OSError:
+        return False
+    return True

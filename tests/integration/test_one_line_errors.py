@@ -84,3 +84,23 @@ def test_an_unquoted_non_ascii_value_gets_a_hint_to_quote(tmp_path: Path) -> Non
     line = one_line(run_command("train", "data.source.root=/data/données", cwd=tmp_path))
     assert "data.source.root" in line and "quote" in line
     assert """'data.source.root="/data/données"'""" in line
+
+
+@pytest.mark.parametrize("output", ["/proc/nuclei-out", "{tmp}/a-file/out"])
+def test_an_output_that_cannot_be_written_is_named(
+    output: str, trained_run: Path, tmp_path: Path
+) -> None:
+    """Also for root, whom permissions do not stop: /proc takes no new folders."""
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "in").mkdir()
+    output = output.format(tmp=tmp_path)
+    line = one_line(
+        run_command(
+            "predict",
+            f"ckpt_path={best_of(trained_run)}",
+            f"input={tmp_path / 'in'}",
+            f"output={output}",
+            cwd=tmp_path,
+        )
+    )
+    assert f"output={output} cannot be written" in line
