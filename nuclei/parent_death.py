@@ -10,6 +10,11 @@ it ends by itself once every process holding its pipe has.
 The signal comes when the *thread* that started the helper ends, so helpers must be started
 from a thread that lives as long as the process (the main thread, as the commands do).
 Elsewhere than Linux nothing changes.
+
+A SIGTERM sent to a whole process group (systemd, SLURM, ``kill -TERM -<group>``) reaches
+the helpers too: a DataLoader worker it ended would make its parent fail ("DataLoader worker
+is killed by signal") in the middle of its own clean stop. :func:`leave_stopping_to_parent`
+makes such a helper ignore SIGTERM: its parent stops it, or it dies with its parent.
 """
 
 from __future__ import annotations
@@ -42,3 +47,10 @@ def die_with_parent(parent_pid: int) -> bool:
     if os.getppid() != parent_pid:  # it ended before the request: no signal will come
         os.kill(os.getpid(), signal.SIGKILL)
     return True
+
+
+def leave_stopping_to_parent() -> None:
+    """Ignore SIGTERM in this helper process: its parent stops it (see the module). Only for
+    helpers whose parent does not stop them with SIGTERM and wait (a DataLoader's workers,
+    which it joins with a time limit; not a ``multiprocessing.Pool``'s)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from nuclei.inference.background import lower_priority
 from nuclei.inference.image_files import LoadedImage, read_for_segmenting
-from nuclei.parent_death import die_with_parent
+from nuclei.parent_death import die_with_parent, leave_stopping_to_parent
 
 #: Turns an (H, W, 3) uint8 image into the tensor the network sees, before batching.
 Prepare = Callable[[np.ndarray], torch.Tensor]
@@ -63,8 +63,9 @@ class ImageFiles(Dataset[ServedImage]):
 
 def start_decoder(parent_pid: int, worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: end with the process ``parent_pid`` that started the
-    worker (:mod:`nuclei.parent_death`), at a lower CPU priority."""
+    worker and be stopped by it alone (:mod:`nuclei.parent_death`), at a lower CPU priority."""
     die_with_parent(parent_pid)
+    leave_stopping_to_parent()
     lower_priority(worker_id)
 
 

@@ -77,3 +77,20 @@ def test_a_helper_whose_parent_ended_before_it_asked_ends_at_once() -> None:
     )
     assert gone.returncode == -signal.SIGKILL
     assert gone.stdout == b""
+
+
+def test_a_helper_that_leaves_stopping_to_its_parent_ignores_sigterm() -> None:
+    code = (
+        "from nuclei.parent_death import leave_stopping_to_parent\n"
+        "import time\nleave_stopping_to_parent()\nprint('ready', flush=True)\ntime.sleep(60)"
+    )
+    helper = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert helper.stdout is not None and helper.stdout.readline() == "ready\n"
+        helper.send_signal(signal.SIGTERM)  # as a signal to its whole process group would
+        with pytest.raises(subprocess.TimeoutExpired):
+            helper.wait(timeout=1)
+    finally:
+        helper.kill()
+        helper.wait()
+    assert helper.returncode == -signal.SIGKILL
