@@ -199,14 +199,38 @@ def scan_flat(root: Path, base: Path) -> DataSource:
     return source
 
 
+def check_unique_ids(source: DataSource) -> None:
+    """Refuse two samples of one folder that share an image id (a sample's name, or its
+    image's file name without suffix: ``a/images/a.png`` and ``b/images/a.tif``). Which image
+    the id means would be a guess, and a copied sample would land on both sides of the split.
+    """
+    claims: dict[str, list[Path]] = defaultdict(list)
+    for sample in source.samples:
+        for name in dict.fromkeys((sample.sample_id, sample.image.stem)):
+            claims[name].append(sample.image)
+    shared = {name: images for name, images in claims.items() if len(images) > 1}
+    if shared:
+        raise DataValidationError(
+            str(source.base),
+            [
+                f"{', '.join(map(str, images[:-1]))} and {images[-1]} share the image id {name}"
+                for name, images in sorted(shared.items())
+            ],
+            hint="Each image needs an id of its own (<id>/images/<id>.png): rename or remove "
+            "the copies.",
+        )
+
+
 def scan_folder(root: str | Path, layout: str = "auto", split: str = "train") -> DataSource:
-    """Find every sample of a data folder, in the named layout or the detected one."""
+    """Find every sample of a data folder, in the named layout or the detected one; two
+    samples sharing an image id raise DataValidationError naming both files."""
     root = Path(root).expanduser()
     found_layout, base = detect_layout(root, layout, split)
     scan = scan_kaggle if found_layout == "kaggle" else scan_flat
     source = scan(root, base)
     if not source.samples and not source.bad:
         raise LayoutError(f"{base}: the {found_layout} layout was found but holds no images")
+    check_unique_ids(source)
     return source
 
 

@@ -200,3 +200,34 @@ def test_test_split_is_found_next_to_the_training_data(tmp_path: Path) -> None:
     assert find_test_split(kaggle_root) is None  # no labels: not a usable test split
     csv = write_solution(kaggle_root / "stage1_solution.csv", labelled_set("b", 2))
     assert find_test_split(kaggle_root) == (kaggle_root / "stage1_test", csv)
+
+
+@pytest.mark.parametrize("twin_name", ["k1.png", "k1.tif", "k1.jpg"])
+def test_an_image_id_in_two_kaggle_samples_is_an_error_naming_both_files(
+    tmp_path: Path, twin_name: str
+) -> None:
+    train = write_kaggle(tmp_path / "stage1_train", labelled_set("k", 3))
+    original = train / "k1" / "images" / "k1.png"
+    twin = train / "k1-copy" / "images" / twin_name
+    twin.parent.mkdir(parents=True)
+    Image.open(original).convert("RGB").save(twin)
+    with pytest.raises(DataValidationError) as refused:
+        scan_folder(tmp_path, layout="auto")
+    message = str(refused.value)
+    assert f"{original} and {twin}" in message and "image id k1" in message
+    with pytest.raises(DataValidationError, match="image id k1"):
+        find_samples(train)
+
+
+def test_a_sample_folder_named_like_another_samples_image_is_an_error(tmp_path: Path) -> None:
+    train = write_kaggle(tmp_path, labelled_set("k", 3))
+    (train / "k2" / "images" / "k2.png").rename(train / "k2" / "images" / "k0.png")
+    with pytest.raises(DataValidationError, match=r"k0/images/k0.png and .*k2/images/k0.png"):
+        scan_folder(train)
+
+
+def test_flat_images_of_one_id_in_two_formats_are_an_error_naming_both(tmp_path: Path) -> None:
+    flat = write_flat(tmp_path, labelled_set("f", 3))
+    Image.open(flat / "inputs" / "f1.png").save(flat / "inputs" / "f1.tif")
+    with pytest.raises(DataValidationError, match=r"2 image files for id f1: f1.png, f1.tif"):
+        find_samples(tmp_path)
