@@ -110,6 +110,26 @@ class RunDir:
         pattern = str(RunDir.overrides_file)
         return sorted(RunDir(p.parent.parent) for p in Path(folder).expanduser().rglob(pattern))
 
+    def run_files(self, configs: bool = True) -> list[Path]:
+        """The files and folders of a run that exist here (none: no run has written here).
+
+        ``configs=False`` leaves out the saved configurations (``.hydra/``,
+        ``.hydra-resume/``), which Hydra writes for a job before the job starts.
+        """
+        saved = [self.config_file, self.path / RESUME_CONFIG_SUBDIR] if configs else []
+        written = [
+            *saved,
+            self.checkpoint_dir,
+            self.metrics_file,
+            self.split_file,
+            self.data_report_file,
+            self.run_info_file,
+            self.tuned_postprocess_file,
+            self.eval_metrics_file,
+            self.eval_images_file,
+        ]
+        return [path for path in written if path.exists()]
+
     def write_json(self, path: Path, record: Mapping[str, Any]) -> Path:
         """Write a JSON record (indented, keys sorted) atomically, creating folders."""
         return atomic_write_json(path, record)

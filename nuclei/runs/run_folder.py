@@ -1,0 +1,105 @@
+"""Where a new training run may write: a folder of its own, not one holding another run.
+
+A run writes its checkpoints, records and configuration into its folder (Hydra's run dir,
+or ``paths.output_dir`` outside Hydra), replacing files of the same names. Before anything
+is written, :func:`check_run_folder` refuses the filesystem root, a file, and a folder that
+holds another run's files (:meth:`RunDir.run_files`) unless ``overwrite_run=true`` says to
+replace them; :func:`check_sweep_folder` does the same for the folder of a sweep's jobs.
+Continuing a run in its own folder is ``resume=``, which needs neither.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+
+from nuclei.runs.run_dir import RunDir
+
+#: The config key that lets a new run write into a folder holding another run.
+OVERWRITE_KEY = "overwrite_run"
+#: Environment variables that give a process's rank in a multi-process (DDP) run. Ranks
+#: above 0 write into the folder of rank 0, which checked it.
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID")
+
+
+class RunFolderError(ValueError):
+    """A folder a new training run must not write into; the message says why and what to do."""
+
+
+def extra_rank() -> bool:
+    """Whether this process is a rank above 0 of a multi-process run."""
+    return any(os.environ.get(name, "0") not in ("", "0") for name in RANK_VARIABLES)
+
+
+def _listed(found: list[Path], folder: Path) -> str:
+    return ", ".join(
+        str(path.relative_to(folder)) + ("/" if path.is_dir() else "") for path in found
+    )
+
+
+def _refuse_unusable(path: Path, key: str) -> None:
+    """Refuse the filesystem root and a file, whatever else is said."""
+    resolved = path.resolve()
+    if resolved == Path(resolved.anchor):
+        raise RunFolderError(
+            f"{key}={path}: the filesystem root cannot hold a run's files; give a folder of "
+            f"its own, e.g. {key}=outputs/train/my_run"
+        )
+    if path.exists() and not path.is_dir():
+        raise RunFolderError(f"{key}={path}: is a file, not a folder; give a folder for the run")
+
+
+def check_run_folder(
+    folder: str | Path, overwrite: bool = False, key: str = "hydra.run.dir", configs: bool = True
+) -> None:
+    """Refuse ``folder`` (given as ``key``) as a new run's folder when it is the filesystem
+    root, a file, or (unless ``overwrite``) a folder holding another run's files;
+    ``configs=False`` does not count the configurations Hydra saved for this job."""
+    path = Path(folder).expanduser()
+    _refuse_unusable(path, key)
+    found = RunDir(path).run_files(configs=configs) if path.is_dir() else []
+    if found and not overwrite:
+        raise RunFolderError(
+            f"{key}={path}: already holds a run ({_listed(found, path)}); give a new folder, "
+            f"continue that run with resume={path}, or replace its files with "
+            f"{OVERWRITE_KEY}=true"
+        )
+
+
+def check_sweep_folder(
+    folder: str | Path, overwrite: bool = False, key: str = "hydra.sweep.dir"
+) -> None:
+    """Refuse ``folder`` as a new sweep's folder when it is the filesystem root, a file, or
+    (unless ``overwrite``) holds runs in its job folders."""
+    path = Path(folder).expanduser()
+    _refuse_unusable(path, key)
+    jobs = sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+    taken = [job for job in jobs if RunDir(job).run_files()]
+    if taken and not overwrite:
+        raise RunFolderError(
+            f"{key}={path}: already holds the runs of a sweep ({_listed(taken, path)}); give a "
+            f"new folder, or replace their files with {OVERWRITE_KEY}=true"
+        )
+
+
+def check_job_folder(cfg: Mapping[str, Any]) -> None:
+    """Refuse this job's folder (:meth:`RunDir.current`) if it holds another run, unless the
+    job resumes that run or ``cfg`` says to overwrite it. Under Hydra, the configuration
+    Hydra saved for this job is not counted (``nuclei-train`` looked before it was saved)."""
+    if cfg.get("resume") or extra_rank():
+        return
+    key = "paths.output_dir"
+    if HydraConfig.initialized():
+        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+        key = "hydra.sweep.dir/hydra.sweep.subdir" if multirun else "hydra.run.dir"
+    check_run_folder(
+        RunDir.current(cfg).path,
+        overwrite=bool(cfg.get(OVERWRITE_KEY)),
+        key=key,
+        configs=not HydraConfig.initialized(),
+    )
