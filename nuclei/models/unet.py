@@ -72,8 +72,9 @@ class UNet(nn.Module):
         super().__init__()
         if upsampling not in UPSAMPLING_MODES:
             raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
-        if depth < 1:
-            raise ValueError(f"depth must be >= 1, got {depth}")
+        for name, value in (("depth", depth), ("base_channels", base_channels)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         widths = [base_channels * 2**level for level in range(depth + 1)]
         self.encoder = nn.ModuleList(
             [ConvBlock(in_channels, widths[0], batch_norm, 0.0)]
