@@ -21,6 +21,8 @@ from nuclei.runs.checkpoint import StoreRunConfig, read_checkpoint
 from nuclei.runs.provenance import write_run_info
 from nuclei.runs.resume import resume_config
 from nuclei.runs.run_dir import RunDir
+from nuclei.runs.run_folder import RunFolderError, check_job_folder
+from nuclei.training.config_checks import TrainingConfigError, check_training_config
 from nuclei.training.ddp_relaunch import ddp_launch_of_this_job
 from nuclei.training.objective import Objective
 from nuclei.training.trainer import build_trainer, log_final_hyperparameters, score_best_checkpoint
@@ -39,6 +41,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("Resuming %s from %s", cfg.resume, cfg.ckpt_path)
     elif cfg.get("ckpt_path"):  # refuse a foreign or broken file before anything is built
         read_checkpoint(cfg.ckpt_path, trust=trust, mmap=True)
+    check_training_config(cfg)  # before any data is read (and, without Hydra, any file written)
+    check_job_folder(cfg)
     L.seed_everything(cfg.seed, workers=True)
     run_dir = RunDir.current(cfg)
     if HydraConfig.initialized():  # every DDP rank logs it: each must run the same job
@@ -76,7 +80,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="pkg://nuclei.conf", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    with user_errors(APP.name):
+    with user_errors(APP.name, RunFolderError, TrainingConfigError):
         summary = train(cfg)
     return summary.get(Objective.of(cfg).metric)
 

@@ -14,6 +14,7 @@ from omegaconf import open_dict
 
 from nuclei.cli.train import train
 from nuclei.runs.atomic import AtomicCheckpointIO, atomic_write_text
+from nuclei.runs.run_folder import RunFolderError
 from nuclei.training.callbacks.safety import NonFiniteLossError
 
 POISONED_STEP = 3
@@ -50,10 +51,14 @@ def test_nan_loss_stops_the_run_and_leaves_the_last_good_weights(train_config) -
     weights = checkpoint["state_dict"].values()
     assert all(torch.isfinite(w).all() for w in weights if w.is_floating_point())
 
-    # Run again in the same folder without the fault: it starts afresh (resuming is explicit)
-    # and, ending normally, removes the exception checkpoint.
+    # Run again in the same folder without the fault: refused, as the folder holds a run,
+    # unless told to overwrite it (resuming is explicit too). It then starts afresh and,
+    # ending normally, removes the exception checkpoint.
     with open_dict(cfg):
         del cfg.callbacks.poison
+    with pytest.raises(RunFolderError, match="checkpoints"):
+        train(cfg)
+    cfg.overwrite_run = True
     summary = train(cfg)
     assert summary["epochs"] == 3
     assert not (run_dir / "checkpoints" / "on_exception.ckpt").exists()

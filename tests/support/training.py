@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,22 @@ def run_multirun(
         f"hydra.sweep.dir={sweep}",
     ]
     return subprocess.run(command, cwd=work_dir, capture_output=True, text=True, timeout=300)
+
+
+def run_train(*overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``python -m nuclei.cli.train`` with the small fast settings, then ``overrides``
+    (flags such as ``-m`` first), from ``cwd`` (errors as users see them: no
+    ``HYDRA_FULL_ERROR``); output captured."""
+    flags = [o for o in overrides if o.startswith("-")]
+    command = [
+        sys.executable,
+        "-m",
+        "nuclei.cli.train",
+        *flags,
+        *FAST_TRAIN_OVERRIDES,
+        *SMALL_UNET_OVERRIDES,
+        "task.map_every_n_epochs=0",
+        *(o for o in overrides if o not in flags),
+    ]
+    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
