@@ -5,7 +5,6 @@ runs it: only ``sys.argv`` differs; the console scripts themselves are run by ot
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io
 import re
 from pathlib import Path
@@ -14,15 +13,9 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 
+from nuclei.cli.launch import launch
+
 TRAINING_GROUPS = ("experiment", "debug", "hparams_search", "optimizer", "scheduler")
-#: Console script -> module of its entry point (pyproject.toml [project.scripts]).
-ENTRY_POINTS = {
-    "nuclei-train": "nuclei.cli.train",
-    "nuclei-eval": "nuclei.cli.evaluate",
-    "nuclei-predict": "nuclei.cli.predict",
-    "nuclei-tune": "nuclei.cli.tune",
-    "nuclei-summarize": "nuclei.cli.summarize",
-}
 
 
 def help_of(command: str, cwd: Path, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -36,7 +29,7 @@ def help_of(command: str, cwd: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setattr("sys.argv", [command, "--help"])
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), pytest.raises(SystemExit) as exited:
-        importlib.import_module(ENTRY_POINTS[command]).main()
+        launch(command)  # the console script's function (pyproject.toml [project.scripts])
     assert exited.value.code in (0, None)
     GlobalHydra.instance().clear()
     return printed.getvalue()
