@@ -36,11 +36,15 @@ class LoadedImage:
 
 
 def _images_in(folder: Path) -> list[Path]:
-    """The visible files of ``folder`` with an image suffix."""
+    """The visible files of ``folder`` with an image suffix, and the symbolic links so named
+    that lead to no file (a loop, a missing target): those are reported when read, not
+    passed over in silence."""
     return [
         p
         for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        if (p.is_file() or (p.is_symlink() and not p.is_dir()))
+        and not p.name.startswith(".")
+        and p.suffix.lower() in IMAGE_SUFFIXES
     ]
 
 
