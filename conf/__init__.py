@@ -4,7 +4,7 @@ Importing it registers what the YAML files refer to: the structured configs (the
 schema, ``postprocess/default``, ``objective/default``, the ``inherit`` sections of eval,
 predict and tune) and the resolvers they interpolate (``nuclei.target_channels``,
 ``nuclei.run_dir``, ``nuclei.config_subdir``, ``nuclei.metric_label``, ``nuclei.if_resume``,
-``nuclei.synthetic_set``, ``nuclei.predict_run_dir``).
+``nuclei.when_given``, ``nuclei.synthetic_set``, ``nuclei.predict_run_dir``).
 
 Hydra imports it to compose any command's config, also only to print its ``--help``, so it
 imports no heavy library (torch, Lightning, pandas, scikit-image): a resolver whose module
@@ -29,6 +29,7 @@ _RESOLVERS = {
     "nuclei.if_resume": ("nuclei.runs.resume", "if_resume", False),
     "nuclei.run_dir": ("nuclei.runs.run_dir", "_run_dir_resolver", False),
     "nuclei.config_subdir": ("nuclei.runs.run_dir", "_config_subdir_resolver", False),
+    "nuclei.when_given": ("nuclei.runs.run_dir", "_when_given_resolver", False),
     "nuclei.synthetic_set": ("nuclei.data.synthetic_sets", "synthetic_set", True),
     "nuclei.predict_run_dir": ("nuclei.inference.predict_run_dir", "predict_run_dir", False),
 }

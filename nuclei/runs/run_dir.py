@@ -159,8 +159,17 @@ def _config_subdir_resolver(resume: Any) -> str:
     return CONFIG_SUBDIR if resume in (None, "") else RESUME_CONFIG_SUBDIR
 
 
+def _when_given_resolver(value: Any, then: Any, otherwise: Any) -> Any:
+    """``${nuclei.when_given:${oc.select:output,null},A,B}``: ``A`` when the value is set
+    (e.g. a command's ``output=`` folder becomes its run folder), else ``B``."""
+    return otherwise if value in (None, "") else then
+
+
 def register_resolvers() -> None:
-    """Register the ``nuclei.run_dir`` and ``nuclei.config_subdir`` config resolvers."""
+    """Register the ``nuclei.run_dir``, ``nuclei.config_subdir`` and ``nuclei.when_given``
+    config resolvers."""
+    if not OmegaConf.has_resolver("nuclei.when_given"):
+        OmegaConf.register_new_resolver("nuclei.when_given", _when_given_resolver)
     if not OmegaConf.has_resolver("nuclei.run_dir"):
         OmegaConf.register_new_resolver("nuclei.run_dir", _run_dir_resolver)
     if not OmegaConf.has_resolver("nuclei.config_subdir"):

@@ -268,3 +268,28 @@ def test_test_time_augmentation_is_scored_recorded_and_kept_apart(
     assert any(json.loads(p.read_text())["tta"] == "flips" for p in beside)
     with pytest.raises(EvaluationError, match="tta must be one of"):
         evaluate(eval_config(ckpt, tmp_path / "bad", "tta=mirror"))
+
+
+def test_eval_given_an_output_keeps_its_log_and_config_there(
+    trained_run: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "scores"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nuclei.cli.evaluate",
+            f"ckpt_path={best_checkpoint(trained_run)}",
+            f"output={out}",
+            "progress_bar=false",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (out / "eval_metrics.json").is_file() and (out / "evaluate.log").is_file()
+    (config,) = out.glob(".nuclei-eval/*/config.yaml")
+    assert OmegaConf.load(config).output == str(out)
+    assert not (tmp_path / "outputs").exists()
