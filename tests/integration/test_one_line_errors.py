@@ -57,10 +57,12 @@ def test_predict_without_input_names_the_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("module", ["predict", "evaluate", "tune"])
-def test_a_gpu_that_is_not_there_is_named(module: str, trained_run: Path, tmp_path: Path) -> None:
+def test_a_gpu_that_is_not_there_is_named(
+    module: str, trained_run: Path, synthetic_root: Path, tmp_path: Path
+) -> None:
     arguments = [f"ckpt_path={best_of(trained_run)}", "device=cuda:99"]
     if module == "predict":
-        arguments += [f"input={tmp_path}", f"output={tmp_path / 'out'}"]
+        arguments += [f"input={synthetic_root}", f"output={tmp_path / 'out'}"]
     line = one_line(run_command(module, *arguments, cwd=tmp_path))
     assert "device=cuda:99" in line and "device=cpu" in line
 
