@@ -29,17 +29,23 @@ TARGET_KEY = "_target_"
 SCHEDULER_BASES = (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 
-def targets_in(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """Every ``(dotted key, target)`` in a nested mapping/list of plain values."""
+def entries(node: Any, path: str = "") -> Iterator[tuple[str, Any, Any, str]]:
+    """Every ``(dotted key of its container, key, value, its own dotted key)`` of a nested
+    mapping/list of plain values, depth first (list items keyed by their index)."""
     if isinstance(node, Mapping):
-        for key, value in node.items():
-            if key == TARGET_KEY:
-                yield path, value
-            else:
-                yield from targets_in(value, f"{path}.{key}" if path else str(key))
+        items = [(key, value, f"{path}.{key}" if path else str(key)) for key, value in node.items()]
     elif isinstance(node, list | tuple):
-        for index, value in enumerate(node):
-            yield from targets_in(value, f"{path}[{index}]")
+        items = [(index, value, f"{path}[{index}]") for index, value in enumerate(node)]
+    else:
+        return
+    for key, value, where in items:
+        yield path, key, value, where
+        yield from entries(value, where)
+
+
+def targets_in(node: Any) -> Iterator[tuple[str, Any]]:
+    """Every ``(dotted key, target)`` in a nested mapping/list of plain values."""
+    return ((path, value) for path, key, value, _ in entries(node) if key == TARGET_KEY)
 
 
 @functools.cache
@@ -81,14 +87,9 @@ def foreign_targets(config: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return [(where, target) for where, target in targets_in(config) if not is_allowed(target)]
 
 
-def interpolations_in(node: Any, path: str = "") -> Iterator[str]:
+def interpolations_in(node: Any) -> Iterator[str]:
     """The dotted key of every string in ``node`` that OmegaConf would read as an
     interpolation (``${...}``)."""
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            yield from interpolations_in(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, list | tuple):
-        for index, value in enumerate(node):
-            yield from interpolations_in(value, f"{path}[{index}]")
-    elif isinstance(node, str) and "${" in node:
-        yield path
+    return (
+        where for _, _, value, where in entries(node) if isinstance(value, str) and "${" in value
+    )
