@@ -24,6 +24,7 @@ from nuclei.runs.run_folder import (
     check_run_folder,
     check_sweep_folder,
     extra_rank,
+    started_with_other_ranks,
 )
 from nuclei.training.config_checks import TrainingConfigError, check_training_config
 
@@ -55,10 +56,14 @@ class TrainChecks(Callback):
         with user_errors(_app_name(config), *REFUSALS):
             if not extra_rank():  # the extra DDP ranks share the folder rank 0 checked
                 overwrite = bool(config.get(OVERWRITE_KEY))
-                check_run_folder(config.hydra.run.dir, overwrite=overwrite)
+                # ranks started beside this one may have saved their configuration already
+                configs = not started_with_other_ranks()
+                check_run_folder(config.hydra.run.dir, overwrite=overwrite, configs=configs)
                 output_dir = _output_dir_given(config)
                 if output_dir is not None:
-                    check_run_folder(output_dir, overwrite=overwrite, key="paths.output_dir")
+                    check_run_folder(
+                        output_dir, overwrite=overwrite, key="paths.output_dir", configs=configs
+                    )
             check_training_config(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:

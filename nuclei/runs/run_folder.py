@@ -25,6 +25,9 @@ OVERWRITE_KEY = "overwrite_run"
 #: Environment variables that give a process's rank in a multi-process (DDP) run. Ranks
 #: above 0 write into the folder of rank 0, which checked it.
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "SLURM_PROCID")
+#: Environment variables that give how many processes a launcher started at once (srun's
+#: tasks, torchrun's workers): each saves its own copy of the job's configuration.
+WORLD_VARIABLES = ("SLURM_NTASKS", "WORLD_SIZE")
 
 
 class RunFolderError(ValueError):
@@ -34,6 +37,17 @@ class RunFolderError(ValueError):
 def extra_rank() -> bool:
     """Whether this process is a rank above 0 of a multi-process run."""
     return any(os.environ.get(name, "0") not in ("", "0") for name in RANK_VARIABLES)
+
+
+def started_with_other_ranks() -> bool:
+    """Whether a launcher (srun, torchrun) started this process at the same time as the other
+    ranks of its run, so that the configuration Hydra saves in the run's folder may already be
+    one of theirs."""
+    for name in WORLD_VARIABLES:
+        value = os.environ.get(name, "1")
+        if value.isdigit() and int(value) > 1:
+            return True
+    return False
 
 
 def _listed(found: list[Path], folder: Path) -> str:

@@ -182,7 +182,8 @@ def lightning_ddp_metrics(synthetic_root: Path, tmp_path_factory: pytest.TempPat
 def srun_command(job_name: str, work_dir: Path) -> tuple[list[str], Path]:
     """``srun`` of 2 tasks on one node, each running nuclei-train in one fixed run folder; the
     folder. Lightning wants --ntasks-per-node (not --ntasks) equal to trainer.devices, and a
-    job name other than bash or interactive (it reads those as an interactive shell)."""
+    job name other than bash or interactive (it reads those as an interactive shell). A task
+    that fails ends the other (which would otherwise wait for it until the timeout)."""
     run_dir = work_dir / "run"
     command = [
         "srun",
@@ -191,6 +192,7 @@ def srun_command(job_name: str, work_dir: Path) -> tuple[list[str], Path]:
         "--cpus-per-task=1",
         "--mem=4G",
         "--time=10",
+        "--kill-on-bad-exit=1",
         f"--job-name={job_name}",
         NUCLEI_TRAIN,
         f"hydra.run.dir={run_dir}",  # both tasks must agree on it (${now} might not)
