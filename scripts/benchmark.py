@@ -4,19 +4,20 @@
     python scripts/benchmark.py --base 16 --batch 8              # the default training config
     python scripts/benchmark.py --device cuda --variants lightning_vs_plain lightning_bf16
 
-Each variant runs in its own subprocess; what each measures, and how: :mod:`nuclei.benchmarks`.
+Each variant runs in its own subprocess; what each measures, and how: :mod:`benchmarks`.
 Prints a table; ``--out FILE`` writes it all as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from nuclei.benchmarks.runner import run_benchmark
-from nuclei.benchmarks.settings import Settings, add_setting_arguments
-from nuclei.benchmarks.variants import DEFAULT_VARIANTS, VARIANTS
-from nuclei.benchmarks.worker import write_result
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's benchmarks/
+
+from benchmarks.common import DEFAULT_VARIANTS, VARIANTS, Settings, add_setting_arguments
+from benchmarks.runner import run_benchmark, write_result
 from nuclei.heap import keep_freed_memory
 
 

@@ -17,13 +17,17 @@ import os
 import statistics
 import subprocess
 import sys
+from pathlib import Path
+
+#: The checkout, which holds ``benchmarks/``: on the path of each measuring process.
+ROOT = Path(__file__).resolve().parents[1]
 
 #: One process's measurement: its forwards' wall and CPU times, faults and peak memory.
 PROBE = """
 import json, resource, sys, time
 import torch
 from nuclei.heap import keep_freed_memory
-from nuclei.benchmarks.large_image import random_unet
+from benchmarks.common import random_unet
 from nuclei.runs.checkpoint import load_run, restore_task
 ckpt, size, passes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 kept = keep_freed_memory()
@@ -58,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def measure(args: argparse.Namespace, keep: bool) -> dict:
     """One process's figures, freed memory kept or not."""
     env = {**os.environ, "NUCLEI_KEEP_FREED_MEMORY": "1" if keep else "0"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     command = [sys.executable, "-c", PROBE, args.ckpt, str(args.size), str(args.passes)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout)

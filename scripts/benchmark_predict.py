@@ -35,10 +35,19 @@ from typing import Any
 
 import torch
 
-from nuclei.benchmarks.finishing_cost import cpu_bound_ratio, time_finishing
-from nuclei.benchmarks.large_image import significant, time_network, time_postprocess
-from nuclei.benchmarks.predict_command import completion_times, run_predict
-from nuclei.benchmarks.predict_inputs import benchmark_images, write_folder, write_random_checkpoint
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's benchmarks/
+
+from benchmarks.memory import completion_times, run_predict
+from benchmarks.predict import (
+    benchmark_images,
+    cpu_bound_ratio,
+    significant,
+    time_finishing,
+    time_network,
+    time_postprocess,
+    write_folder,
+    write_random_checkpoint,
+)
 from nuclei.cores import available_cores
 from nuclei.heap import keep_freed_memory
 from nuclei.inference.postprocess_pool import Finishing

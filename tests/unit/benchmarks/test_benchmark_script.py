@@ -1,5 +1,5 @@
-"""scripts/benchmark.py still runs: its command line, and the package's workers on a tiny
-network, in this process."""
+"""scripts/benchmark.py still runs: its command line, and the workers of benchmarks/ on a
+tiny network, in this process."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from types import ModuleType
 import pytest
 import torch
 
-from nuclei.benchmarks.report import summarise
-from nuclei.benchmarks.settings import Settings
-from nuclei.benchmarks.variants import DEFAULT_VARIANTS, LIGHTNING_VARIANTS, VARIANTS
-from nuclei.benchmarks.worker import run_worker
+from benchmarks.common import DEFAULT_VARIANTS, LIGHTNING_VARIANTS, VARIANTS, Settings
+from benchmarks.runner import run_worker, summarise
 
 SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "benchmark.py"
 

@@ -17,11 +17,16 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from nuclei.benchmarks import predict_command
-from nuclei.benchmarks.finishing_cost import cpu_bound_ratio
-from nuclei.benchmarks.large_image import random_unet, time_network, time_postprocess
-from nuclei.benchmarks.memory_sampler import PeakMemory, peak_rss_of, rss_mib, tree_rss_mib
-from nuclei.benchmarks.predict_inputs import benchmark_images, write_folder
+from benchmarks import memory
+from benchmarks.common import random_unet
+from benchmarks.memory import PeakMemory, peak_rss_of, rss_mib, tree_rss_mib
+from benchmarks.predict import (
+    benchmark_images,
+    cpu_bound_ratio,
+    time_network,
+    time_postprocess,
+    write_folder,
+)
 from nuclei.inference.image_records import failure_path, record_path
 from nuclei.runs.checkpoint import load_run, restore_task
 
@@ -102,8 +107,8 @@ def test_nuclei_predict_runs_as_a_command_with_its_options(
     fake = tmp_path / "nuclei-predict"
     fake.write_text('#!/bin/sh\necho "$@"\nsleep 0.3\n')
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setattr(predict_command, "predict_executable", lambda: fake)
-    result = predict_command.run_predict(
+    monkeypatch.setattr(memory, "predict_executable", lambda: fake)
+    result = memory.run_predict(
         tmp_path / "a.ckpt", tmp_path, tmp_path / "out", "cpu", ["tile=1024"], megapixels=2.0
     )
     assert result["returncode"] == 0 and result["mpx_s"] > 0
@@ -152,7 +157,7 @@ def test_completion_times_are_the_records_times_in_order(tmp_path: Path) -> None
         os.utime(record_path(tmp_path, image_id), (when, when))
     failure_path(tmp_path, "d").parent.mkdir(parents=True)
     failure_path(tmp_path, "d").write_text("{}")  # a failure is no completion
-    times = predict_command.completion_times(tmp_path, ["a", "b", "c", "d"])
+    times = memory.completion_times(tmp_path, ["a", "b", "c", "d"])
     assert times == [100.0, 150.0, 200.0]
 
 

@@ -1,14 +1,37 @@
-"""The JSON record of a benchmark (settings, headline figures, ratios) and its table."""
+"""Every measurement of the training benchmark in its own subprocess, then the summary, the
+table and the JSON record; ``python -m benchmarks.runner NAME RESULT SETTINGS`` is one such
+process (peak memory is per process).
+
+Each measurement imports only what it measures, so that its peak memory holds nothing else.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from nuclei.benchmarks.settings import Settings
+from benchmarks.common import (
+    COMPILING_VARIANTS,
+    LIGHTNING_VARIANTS,
+    VARIANTS,
+    Settings,
+    TrainVariant,
+    peak_rss_mb,
+)
+
+#: The repository root, which holds ``benchmarks/``: on the path of every measurement's process.
+ROOT = Path(__file__).resolve().parents[1]
 
 Runs = dict[str, dict[str, Any]]
 
@@ -39,6 +62,110 @@ ROWS: tuple[tuple[str, str], ...] = (
 
 #: Who ran the compiled training figure (``train_img_s_compiled_from``), as the table says it.
 COMPILED_FROM = {"lightning_compiled": "Lightning", "speed_options": "plain loop"}
+
+
+def measure_here(name: str, settings: Settings) -> dict[str, Any]:
+    """The figures of measurement ``name`` (one of :data:`VARIANTS`), run in this process."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown measurement {name!r}; known: {', '.join(VARIANTS)}")
+    if name in ("lightning_vs_plain", "loader") or name in LIGHTNING_VARIANTS:
+        from benchmarks.train import time_lightning, time_loader
+
+        if name == "loader":
+            return time_loader(settings)
+        variant = LIGHTNING_VARIANTS.get(name, TrainVariant())
+        return time_lightning(settings, variant, interleave=name == "lightning_vs_plain")
+    from benchmarks.plain import time_plain, time_predict, time_predict_pair, time_speed_options
+
+    if name == "plain":
+        return time_plain(settings)
+    if name == "speed_options":
+        return time_speed_options(settings)
+    if name == "predict_eager_vs_compiled":
+        return time_predict_pair(settings)
+    return time_predict(settings, compiled=name == "predict_compiled")
+
+
+def run_worker(name: str, settings: Settings) -> dict[str, Any]:
+    """Run measurement ``name`` in this process; its figures and the process's peak memory."""
+    torch.backends.cudnn.benchmark = True
+    result = measure_here(name, settings)
+    result["peak_rss_mb"] = peak_rss_mb()
+    if torch.cuda.is_available() and settings.device.startswith("cuda"):
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
+
+
+def write_result(name: str, settings: Settings, path: Path) -> None:
+    """Run measurement ``name`` and write its result to ``path`` as JSON."""
+    path.write_text(json.dumps(run_worker(name, settings)))
+
+
+def worker_command(name: str, path: Path, settings: Settings) -> list[str]:
+    """The command line of a process that runs measurement ``name`` into ``path``."""
+    encoded = json.dumps(asdict(settings))
+    return [sys.executable, "-m", "benchmarks.runner", name, str(path), encoded]
+
+
+def run_subprocess(
+    command: list[str], env: dict[str, str], result: Path, timeout: int
+) -> dict[str, Any]:
+    """The JSON a worker wrote to ``result``, or ``{"error": ...}`` when it failed."""
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=False, env=env, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"no result within --worker-timeout {timeout} s"}
+    if done.returncode == 0:
+        return json.loads(result.read_text())
+    return {"error": done.stderr.strip().splitlines()[-1:] or "failed"}
+
+
+def measure(
+    settings: Settings, name: str, warm_cache: bool = False, worker_timeout: int = 1800
+) -> dict[str, Any]:
+    """Run one measurement in a fresh subprocess (its own peak memory); return its result.
+
+    Compiled measurements start from an empty inductor cache unless ``warm_cache``: the
+    compilation time reported is then what a first run pays (later runs of the same
+    network and shapes reuse the on-disk cache and start faster).
+    """
+    with (
+        tempfile.NamedTemporaryFile(suffix=".json") as out,
+        tempfile.TemporaryDirectory() as cache,
+    ):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        if name in COMPILING_VARIANTS and not warm_cache:
+            env["TORCHINDUCTOR_CACHE_DIR"] = cache
+        command = worker_command(name, Path(out.name), settings)
+        started = time.perf_counter()
+        result = run_subprocess(command, env, Path(out.name), worker_timeout)
+    result["wall_s"] = time.perf_counter() - started
+    shown = {k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}
+    print(f"  {name:<20} {json.dumps(shown)}", flush=True)
+    return result
+
+
+def run_benchmark(
+    settings: Settings,
+    variants: Iterable[str],
+    warm_cache: bool = False,
+    worker_timeout: int = 1800,
+    out: Path | None = None,
+) -> dict[str, Any]:
+    """Run every measurement, each in its own subprocess, print the table; the JSON record."""
+    variants = list(variants)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    print(f"Measuring {', '.join(variants)}", flush=True)
+    runs = {name: measure(settings, name, warm_cache, worker_timeout) for name in variants}
+    summary = summarise(settings, runs, warm_cache=warm_cache, started=started)
+    print_table(summary)
+    if out is not None:
+        out.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"Wrote {out}")
+    return summary
 
 
 def figure(runs: Runs, name: str, key: str) -> float | None:
@@ -145,3 +272,13 @@ def print_table(summary: dict[str, Any]) -> None:
     for name, run in summary["runs"].items():
         if "error" in run:
             print(f"{name}: FAILED: {run['error']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of :func:`worker_command`'s processes."""
+    name, path, encoded = sys.argv[1:] if argv is None else argv
+    write_result(name, Settings(**json.loads(encoded)), Path(path))
+
+
+if __name__ == "__main__":
+    main()

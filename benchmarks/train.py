@@ -1,5 +1,6 @@
 """Train images/s of the Lightning path (``SegmentationTask`` under a ``Trainer``, as
-``nuclei-train`` runs it), alone or interleaved chunk by chunk with the plain loop."""
+``nuclei-train`` runs it), alone or interleaved chunk by chunk with the plain loop, and
+images/s of the real training data loader, without a model."""
 
 from __future__ import annotations
 
@@ -16,11 +17,8 @@ from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.data import DataLoader
 
-from nuclei.benchmarks.plain_loop import PlainLoop
-from nuclei.benchmarks.resources import synchronize
-from nuclei.benchmarks.settings import Settings
-from nuclei.benchmarks.variants import TrainVariant
-from nuclei.benchmarks.workload import LR, build_net, make_batches
+from benchmarks.common import LR, Settings, TrainVariant, build_net, make_batches, synchronize
+from benchmarks.plain import PlainLoop
 from nuclei.training.speed import SpeedOptions
 from nuclei.training.task import SegmentationTask
 
@@ -136,3 +134,35 @@ def lightning_figures(clock: StepClock, settings: Settings, timed: int) -> dict[
         "ratio": statistics.median(ratios),
         "chunk_ratios": [round(r, 3) for r in ratios],
     }
+
+
+def time_loader(settings: Settings) -> dict[str, Any]:
+    """Images/s of the ``NucleiDataModule`` train loader (defaults, synthetic set).
+
+    Each of ``loader_epochs`` passes moves every batch to the device; its first batch
+    (the iterator's start-up, workers if any) is not timed.
+    """
+    # Imported here: the Lightning measurements' peak memory holds no data pipeline.
+    from nuclei.data.config import LoaderConfig, SizeConfig
+    from nuclei.data.datamodule import NucleiDataModule
+
+    datamodule = NucleiDataModule(
+        size=SizeConfig(image_size=settings.size), loader=LoaderConfig(batch_size=settings.batch)
+    )
+    started = time.perf_counter()
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    setup_s = time.perf_counter() - started
+    device = torch.device(settings.device)
+    images, elapsed = 0, 0.0
+    for _ in range(settings.loader_epochs):
+        batches = iter(datamodule.train_dataloader())
+        next(batches)  # first batch: iterator start-up (workers, if any)
+        started = time.perf_counter()
+        for batch in batches:
+            batch["image"].to(device, non_blocking=True)
+            batch["mask"].to(device, non_blocking=True)
+            images += len(batch["image"])
+        synchronize(device)
+        elapsed += time.perf_counter() - started
+    return {"img_s": images / elapsed, "setup_s": setup_s, "images": images}

@@ -1,12 +1,15 @@
 """Training, data-loading and prediction throughput of nuclei, and what Lightning costs.
 
-``scripts/benchmark.py`` is the command line. On one network (``build_unet(depth, base)``),
-input size and batch (:class:`~nuclei.benchmarks.settings.Settings`) it measures:
+Not part of the installed package: run from a checkout, through the command lines in
+``scripts/`` (``benchmark.py``, ``benchmark_predict.py``, ``benchmark_heap.py``).
+
+``scripts/benchmark.py``, on one network (``build_unet(depth, base)``), input size and batch
+(:class:`~benchmarks.common.Settings`), measures:
 
 * ``lightning_vs_plain``: train images/s of the Lightning path (``SegmentationTask`` under a
   ``Trainer`` as ``nuclei-train`` runs it: its training step with train metrics,
   ``train/loss`` logged to TensorBoard every 10 steps, the Rich progress bar) and of a plain
-  PyTorch loop (:mod:`~nuclei.benchmarks.plain_loop`: same network, Adam, loss and
+  PyTorch loop (:class:`~benchmarks.plain.PlainLoop`: same network, Adam, loss and
   in-memory batches, nothing else), interleaved in one process: ``chunk`` Lightning steps,
   then as many plain steps, ``repeats`` times. ``train_ratio`` is the median of the chunk
   ratios, so that both sides see the same machine state and a busy neighbour on a shared
@@ -22,6 +25,12 @@ input size and batch (:class:`~nuclei.benchmarks.settings.Settings`) it measures
   (alternated): megapixels/s of :func:`nuclei.inference.tiling.tiled_predict` on a
   ``predict_size`` square image (after a warm-up call, which compiles).
 
-Every measurement runs in its own subprocess (:mod:`~nuclei.benchmarks.runner`; peak
-resident memory is per process). Timing starts after ``warmup`` steps.
+Every measurement runs in its own subprocess (:mod:`benchmarks.runner`; peak resident
+memory is per process). Timing starts after ``warmup`` steps.
+
+Modules: :mod:`~benchmarks.common` (settings, measurement names, workload, clock),
+:mod:`~benchmarks.plain` and :mod:`~benchmarks.train` (the measurements without and with
+Lightning), :mod:`~benchmarks.runner` (subprocesses, summary, table),
+:mod:`~benchmarks.predict` and :mod:`~benchmarks.memory` (``scripts/benchmark_predict.py``:
+windows vs whole-image forwards, postprocessing, finishing, the whole ``nuclei-predict``).
 """
