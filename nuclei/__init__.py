@@ -13,7 +13,7 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # albumentations asks PyPI for a newer version of itself when imported (an HTTPS request with
 # a 2 s timeout, DNS not included) in every process that imports it: each command, DataLoader

@@ -45,14 +45,7 @@ LABEL = re.compile(r"[A-Za-z0-9_-]+")
 APP = App(
     name="nuclei-eval",
     config_name="eval",
-    words=Vocabulary(
-        main_key="ckpt_path",
-        renamed={
-            "trainer.accelerator": "device",
-            "trainer.precision": "precision",
-            "trainer.devices": None,
-        },
-    ),
+    words=Vocabulary(main_key="ckpt_path"),
 )
 
 

@@ -1,15 +1,9 @@
-"""Command lines written for older versions keep working, each rewrite noted on stderr.
+"""A command's own spellings, rewritten to Hydra overrides before Hydra reads the command line.
 
-Two kinds of older spellings are rewritten before Hydra reads the command line:
-
-* ``data.root=...``, ``data.image_size=...`` and the other flat data keys of nuclei 0.1
-  become their grouped names (``data.source.root``, ``data.size.image_size``; see
-  :data:`nuclei.data.legacy_keys.LEGACY_DATA_KEYS`), for every command;
-* a command's own :class:`Vocabulary`: a bare positional argument becomes its main key
-  (``nuclei-tune CKPT`` -> ``ckpt_path=CKPT``), argparse flags of the summarize and tune
-  scripts become keys (``--no-progress`` -> ``progress_bar=false``, ``--compare A B`` ->
-  ``compare=['A','B']``) and renamed keys their new names (``trainer.accelerator=cpu`` ->
-  ``device=cpu`` for nuclei-eval).
+Each command has a :class:`Vocabulary`: a bare positional argument becomes its main key
+(``nuclei-tune CKPT`` -> ``ckpt_path=CKPT``) and its flags become keys (``--no-progress`` ->
+``progress_bar=false``, ``--compare A B`` -> ``compare=['A','B']``); each rewrite is noted on
+stderr. Every other argument reaches Hydra as it was typed.
 """
 
 from __future__ import annotations
@@ -19,8 +13,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from nuclei.data.legacy_keys import translate_legacy_override
 
 #: Hydra's own flags that take the next argument as their value (it is not a positional).
 HYDRA_VALUE_FLAGS = frozenset(
@@ -34,7 +26,7 @@ _PLAIN = re.compile(r"[\w./~+-]+")
 
 @dataclass(frozen=True)
 class Vocabulary:
-    """One command's older spellings and the keys they now are.
+    """One command's own spellings and the keys they stand for.
 
     Attributes:
         main_key: a bare positional argument ``ARG`` becomes ``main_key='ARG'``.
@@ -45,8 +37,6 @@ class Vocabulary:
             (``"--grid": "grid"``: ``--grid threshold=0.4,0.5`` -> ``grid.threshold=[0.4,0.5]``).
         tuples: a flag taking a fixed number of values and the key of their list
             (``"--compare": ("compare", 2)``: ``--compare A B`` -> ``compare=['A','B']``).
-        renamed: an old key and its new one (``"trainer.accelerator": "device"``); a new key
-            of ``None`` drops the override (the option is gone).
     """
 
     main_key: str | None = None
@@ -54,7 +44,6 @@ class Vocabulary:
     options: Mapping[str, str] = field(default_factory=dict)
     lists: Mapping[str, str] = field(default_factory=dict)
     tuples: Mapping[str, tuple[str, int]] = field(default_factory=dict)
-    renamed: Mapping[str, str | None] = field(default_factory=dict)
 
 
 def quoted(value: str) -> str:
@@ -110,21 +99,10 @@ def _translate_flag(
     return None
 
 
-def _translate_key(argument: str, words: Vocabulary) -> tuple[str | None, str | None]:
-    """``argument`` with a renamed key, and a note; ``(argument, None)`` when unchanged."""
-    key, sep, value = argument.partition("=")
-    if not sep or key not in words.renamed:
-        return translate_legacy_override(argument)
-    new = words.renamed[key]
-    if new is None:
-        return None, f"{key} is no longer an option: {argument!r} ignored"
-    return f"{new}={value}", f"{key} is now {new}: read {argument!r} as '{new}={value}'"
-
-
 def translate_arguments(
     arguments: list[str], words: Vocabulary | None = None
 ) -> tuple[list[str], list[str]]:
-    """The arguments in today's keys, and one note per rewritten argument."""
+    """The arguments as Hydra overrides, and one note per rewritten argument."""
     words = words or Vocabulary()
     translated: list[str] = []
     notes: list[str] = []
@@ -148,17 +126,13 @@ def translate_arguments(
             positional_done = True
             i += 1
             continue
-        new_argument, note = _translate_key(argument, words)
-        if new_argument is not None:
-            translated.append(new_argument)
-        if note:
-            notes.append(note)
+        translated.append(argument)
         i += 1
     return translated, notes
 
 
 def translate_command_line(words: Vocabulary | None = None) -> None:
-    """Rewrite older spellings in ``sys.argv`` in place, printing a note for each."""
+    """Rewrite a command's own spellings in ``sys.argv`` in place, printing a note for each."""
     arguments, notes = translate_arguments(sys.argv[1:], words)
     for note in notes:
         print(f"nuclei: {note}", file=sys.stderr)

@@ -2,8 +2,7 @@
 
 ``conf/data/default.yaml`` is checked against :class:`DataConfig` when the configs are
 composed (a typo or a wrong type fails there); each group's ``__post_init__`` checks its
-values when the data module is built. The flat keys of older versions are mapped to these
-groups by :mod:`nuclei.data.legacy_keys`.
+values when the data module is built.
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ from omegaconf import DictConfig, OmegaConf
 from nuclei.instances.postprocess import PostprocessConfig
 from nuclei.runs.allowed_targets import foreign_targets, interpolations_in
 from nuclei.runs.inherit import inherit
-from nuclei.runs.legacy import upgrade_run_config
 from nuclei.runs.run_dir import RunDir
 from nuclei.training.task import SegmentationTask
 
@@ -135,7 +134,7 @@ def read_checkpoint(path: str | Path, trust: bool = False, mmap: bool = False) -
 
 
 def read_run_config(run_dir: RunDir) -> DictConfig | None:
-    """The run's saved ``.hydra/config.yaml`` (upgraded, resolved with the run's folder as
+    """The run's saved ``.hydra/config.yaml`` (resolved with the run's folder as
     ``paths.output_dir``), or None when there is none."""
     path = run_dir.config_file
     if not path.is_file():
@@ -145,15 +144,15 @@ def read_run_config(run_dir: RunDir) -> DictConfig | None:
         return None
     if "paths" in cfg:
         cfg.paths.output_dir = str(run_dir.path)  # was ${hydra:runtime.output_dir}
-    return OmegaConf.create(upgrade_run_config(OmegaConf.to_container(cfg, resolve=True)))
+    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
 
 
 def stored_run_config(checkpoint: Mapping[str, Any], path: Path) -> DictConfig:
     """The configuration a checkpoint was trained with: the one stored in it, else its run
-    folder's ``.hydra/config.yaml``; upgraded to today's shape."""
+    folder's ``.hydra/config.yaml``."""
     stored = checkpoint.get(CONFIG_KEY)
     if isinstance(stored, Mapping):
-        cfg = OmegaConf.create(upgrade_run_config(stored))
+        cfg = OmegaConf.create(dict(stored))
     else:
         run_dir = RunDir.of_checkpoint(path)
         beside = read_run_config(run_dir)
@@ -187,8 +186,15 @@ def checked_run_config(config: DictConfig, source: Path, trust: bool = False) ->
     build anything the package's own configs do not name, unless ``trust``.
 
     See :mod:`nuclei.runs.allowed_targets`. The result holds no interpolation, so what is
-    built later is exactly what was checked here.
+    built later is exactly what was checked here. The layout of nuclei 0.1 (a task without
+    ``net``) is refused whatever ``trust`` says.
     """
+    task = config.get("task")
+    if task is not None and (not isinstance(task, DictConfig) or "net" not in task):
+        raise CheckpointError(
+            f"{source}: its stored configuration has no 'task.net' (the layout of nuclei 0.1, "
+            "which is no longer read); train it again with nuclei-train"
+        )
     try:
         plain = OmegaConf.to_container(config, resolve=True)
     except Exception as exc:  # any resolver error: the stored values are not plain

@@ -1,75 +1,51 @@
-"""Checkpoints of every layout load: one written by nuclei 0.1 (before the package was
-layered) still evaluates and predicts, and a new one rebuilds through Lightning alone."""
+"""Checkpoint layouts: a new checkpoint rebuilds through Lightning alone, and one in the
+layout of nuclei 0.1 is refused in one line naming the file."""
 
 from __future__ import annotations
 
 import json
-import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
+import pytest
 import torch
-from hydra import compose, initialize_config_module
-from omegaconf import open_dict
 
-from nuclei.cli.evaluate import evaluate
-from nuclei.cli.predict import predict
-from nuclei.runs.checkpoint import load_run, restore_task
+from nuclei.runs.checkpoint import CheckpointError, load_run, restore_task
 from nuclei.training.task import SegmentationTask
 
-#: Written by `python -m nuclei.train` of nuclei 0.1 (commit b86085a): U-Net base 4, depth 2,
-#: 32 px, one epoch on a 12-image synthetic set; flat data keys, task built from top-level
-#: model/optimizer sections.
-LEGACY_CHECKPOINT = (
-    Path(__file__).resolve().parents[1] / "support" / "data" / "nuclei-0.1-unet.ckpt"
-)
+EVAL = Path(sys.executable).parent / "nuclei-eval"
 
 
-def compose_for(config_name: str, out_dir: Path, *overrides: str):
-    with initialize_config_module(version_base="1.3", config_module="nuclei.conf"):
-        cfg = compose(config_name, overrides=["progress_bar=false", *overrides])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(out_dir)
-    return cfg
+def old_layout_checkpoint(path: Path) -> Path:
+    """A checkpoint whose stored configuration has the layout of nuclei 0.1: flat data keys,
+    the task built from top-level model/optimizer sections, old module paths."""
+    config = {
+        "data": {"_target_": "nuclei.data.datamodule.NucleiDataModule", "image_size": 32},
+        "model": {"_target_": "nuclei.models.unet.build_unet", "base_channels": 4},
+        "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 0.002},
+        "task": {"_target_": "nuclei.task.SegmentationTask", "pos_weight": None},
+    }
+    torch.save({"state_dict": {}, "nuclei_config": config}, path)
+    return path
 
 
-def test_a_0_1_checkpoint_is_read_in_todays_shape() -> None:
-    stored = torch.load(LEGACY_CHECKPOINT, weights_only=True)["nuclei_config"]
-    assert "image_size" in stored["data"] and "net" not in stored["task"]  # the old shape
-    run = load_run(LEGACY_CHECKPOINT)
-    assert run.config.data.size.image_size == 32 and run.config.data.source.synthetic_images == 12
-    assert run.config.task.net.base_channels == 4 and run.config.task.loss.pos_weight is None
-    assert run.config.task._target_ == "nuclei.training.task.SegmentationTask"
-    task = restore_task(run)
-    assert isinstance(task, SegmentationTask) and task.target == "binary"
-
-
-def test_a_0_1_checkpoint_evaluates_and_predicts(synthetic_root: Path, tmp_path: Path) -> None:
-    # A copy: nuclei-eval writes its results beside the checkpoint, not into the source tree.
-    checkpoint = Path(shutil.copy(LEGACY_CHECKPOINT, tmp_path / LEGACY_CHECKPOINT.name))
-    evaluation = evaluate(
-        compose_for(
-            "eval",
-            tmp_path / "eval",
-            f"ckpt_path={checkpoint}",
-            f"data.source.root={synthetic_root}",
-        )
+def test_a_0_1_checkpoint_is_refused_naming_the_file(tmp_path: Path) -> None:
+    checkpoint = old_layout_checkpoint(tmp_path / "old.ckpt")
+    with pytest.raises(CheckpointError, match=r"old\.ckpt: .*no 'task\.net'.*nuclei 0\.1"):
+        load_run(checkpoint)
+    with pytest.raises(CheckpointError, match=r"old\.ckpt: .*no 'task\.net'"):
+        load_run(checkpoint, trust=True)  # trusting the file does not make it readable
+    done = subprocess.run(
+        [str(EVAL), f"ckpt_path={checkpoint}", "progress_bar=false"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert evaluation["n_images"] == 2 and 0.0 <= evaluation["val/iou"] <= 1.0
-    assert np.isfinite(evaluation["val/loss"]) and "val/map" in evaluation
-    out = tmp_path / "predicted"
-    report = predict(
-        compose_for(
-            "predict",
-            tmp_path / "predict",
-            f"ckpt_path={checkpoint}",
-            f"input={synthetic_root}",
-            f"output={out}",
-        )
-    )
-    assert len(report.images) == 12 and not report.failures
-    assert (out / "summary.csv").is_file()
-    assert any(tmp_path.glob(f"{checkpoint.stem}.val.*.eval.json"))  # written beside the copy
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"nuclei-eval: {checkpoint}: its stored configuration has no")
 
 
 def test_a_new_checkpoint_rebuilds_with_lightning_alone(trained_run: Path) -> None:

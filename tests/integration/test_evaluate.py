@@ -197,17 +197,6 @@ def test_device_batch_size_and_output_are_the_shared_vocabulary(
         evaluate(eval_config(ckpt, tmp_path / "e", "device=tpu"))
 
 
-def test_old_trainer_keys_are_read_as_the_new_ones() -> None:
-    from nuclei.cli.evaluate import APP
-    from nuclei.cli.overrides import translate_arguments
-
-    arguments, notes = translate_arguments(
-        ["trainer.accelerator=cpu", "trainer.precision=32-true", "trainer.devices=1"], APP.words
-    )
-    assert arguments == ["device=cpu", "precision=32-true"]
-    assert len(notes) == 3 and "trainer.accelerator is now device" in notes[0]
-
-
 def test_nuclei_eval_console_script_from_another_directory(
     trained_run: Path, tmp_path: Path
 ) -> None:

@@ -1,4 +1,4 @@
-"""The overrides users already type keep working; a typo or a wrong type stops at once."""
+"""Each command's own spellings become overrides; an unknown key or a wrong type stops at once."""
 
 from __future__ import annotations
 
@@ -6,40 +6,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 from nuclei.cli.overrides import translate_arguments
 
 TRAIN = Path(sys.executable).parent / "nuclei-train"
 
 
-def test_flat_data_keys_become_grouped_keys_and_others_pass() -> None:
-    arguments, notes = translate_arguments(
-        ["-m", "data.root=/d", "data.target=border,binary", "model=smp_unet", "ckpt_path=x"]
-    )
-    assert arguments == [
-        "-m",
-        "data.source.root=/d",
-        "data.target.kind=border,binary",
-        "model=smp_unet",
-        "ckpt_path=x",
-    ]
-    assert len(notes) == 2 and "data.root is now data.source.root" in notes[0]
-
-
-def test_nuclei_train_reads_the_old_keys(tmp_path: Path) -> None:
+def test_an_old_flat_data_key_is_refused_naming_it(tmp_path: Path) -> None:
     done = subprocess.run(
-        [str(TRAIN), "data.root=/data/stage1_train", "data.image_size=64", "--cfg", "job"],
+        [str(TRAIN), "data.root=/data/stage1_train"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
         timeout=120,
     )
-    assert done.returncode == 0, done.stderr
-    cfg = yaml.safe_load(done.stdout)
-    assert cfg["data"]["source"]["root"] == "/data/stage1_train"
-    assert cfg["data"]["size"]["image_size"] == 64
-    assert "data.image_size is now data.size.image_size" in done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("nuclei-train: Could not override 'data.root'")
+    assert "did you mean 'data.source.root'?" in done.stderr
+    assert not (tmp_path / "outputs").exists()
 
 
 def test_a_wrong_type_fails_before_anything_runs_naming_the_key(tmp_path: Path) -> None:
