@@ -22,7 +22,7 @@ Not part of the installed package: run from a checkout, through the command line
 * ``loader``: images/s of the real ``NucleiDataModule`` train loader (its defaults, the
   synthetic set), without a model; ``loader_ratio`` = loader / Lightning train images/s;
 * ``predict_eager`` / ``predict_compiled`` (alone) and ``predict_eager_vs_compiled``
-  (alternated): megapixels/s of :func:`nuclei.inference.tiling.tiled_predict` on a
+  (alternated): megapixels/s of :func:`nuclei.inference.windows.tiled_predict` on a
   ``predict_size`` square image (after a warm-up call, which compiles).
 
 Every measurement runs in its own subprocess (:mod:`benchmarks.runner`; peak resident

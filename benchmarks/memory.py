@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from benchmarks.common import peak_rss_mb
-from nuclei.inference.image_records import record_path
+from nuclei.inference.output_folder import record_path
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 SAMPLE_S = 0.1  # seconds between memory samples of a command

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import LR, Settings, build_net, make_batches, seconds, synchronize
-from nuclei.inference.tiling import tiled_predict
+from nuclei.inference.windows import tiled_predict
 from nuclei.training.speed import SpeedOptions, apply_speed_options, memory_format
 
 #: The options ``speed_options`` compares, each on its own plain loop.

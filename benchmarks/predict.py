@@ -9,9 +9,10 @@ The checkpoint is the default recipe's task with seeded random weights, saved th
 ``nuclei-train`` saves one (weights and resolved configuration), without training.
 
 :func:`time_network` runs the same images both ways, alternated chunk by chunk so that both
-see the same machine load: planned windows (:func:`nuclei.inference.maps.predict_maps` in
-crop mode, as ``nuclei-predict`` runs a crop-mode model) and one whole-image forward pass
-per image (the baseline). :func:`time_postprocess` times the maps' postprocessing alone.
+see the same machine load: planned windows
+(:func:`nuclei.inference.probabilities.predict_probabilities` in crop mode, as
+``nuclei-predict`` runs a crop-mode model) and one whole-image forward pass per image (the
+baseline). :func:`time_postprocess` times the maps' postprocessing alone.
 :func:`time_finishing` decodes each image file as the prediction's DataLoader workers do and
 finishes it (postprocessing, measurements, files, record) as its postprocessing workers do,
 one image after another in this process, and reports CPU seconds per image;
@@ -39,11 +40,10 @@ from omegaconf import OmegaConf
 from benchmarks.common import synchronize
 from benchmarks.memory import PeakMemory
 from nuclei.inference.image_files import LoadedImage, read_for_segmenting
-from nuclei.inference.maps import Forward, predict_maps
-from nuclei.inference.network_profile import network_profile
+from nuclei.inference.network_probe import network_profile
 from nuclei.inference.postprocess_pool import Finishing, finish_image
-from nuclei.inference.resizing import to_tensor
-from nuclei.inference.window_plan import choose_windows, default_memory_budget
+from nuclei.inference.probabilities import Forward, predict_probabilities, to_tensor
+from nuclei.inference.windows import choose_windows, default_memory_budget
 from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
 from nuclei.synthetic.conditions import CONDITIONS, conditions_rng
 from nuclei.synthetic.geometry import clean, draw_nuclei, rasterize
@@ -181,7 +181,7 @@ def _time_chunk(
     """Planned windows of ``chunk`` then its whole-image forwards, added to ``times``."""
     cpu_started = time.process_time()
     out, seconds = _timed(
-        lambda: predict_maps(
+        lambda: predict_probabilities(
             net, chunk, "crop", batch_size=batch_size, device=device, memory_budget=budget
         ),
         device,
@@ -211,7 +211,7 @@ def time_network(
     """Seconds per image of planned windows (also in CPU seconds, all threads) and of
     whole-image forwards, and the maps.
 
-    Chunks of ``batch_size`` images go through :func:`predict_maps` (planned from
+    Chunks of ``batch_size`` images go through :func:`predict_probabilities` (planned from
     ``budget`` bytes, default the device's), each followed by the whole-image forwards of
     its images; everything ``repeats`` times. The network is probed and warmed up first.
     """

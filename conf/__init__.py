@@ -31,7 +31,7 @@ _RESOLVERS = {
     "nuclei.config_subdir": ("nuclei.runs.run_dir", "_config_subdir_resolver", False),
     "nuclei.when_given": ("nuclei.runs.run_dir", "_when_given_resolver", False),
     "nuclei.synthetic_set": ("nuclei.data.synthetic_sets", "synthetic_set", True),
-    "nuclei.predict_run_dir": ("nuclei.inference.predict_run_dir", "predict_run_dir", False),
+    "nuclei.predict_run_dir": ("nuclei.inference.output_folder", "predict_run_dir", False),
 }
 
 

@@ -24,15 +24,14 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 #: Public names and the module defining each.
 _API = {
     "Segmenter": "nuclei.api.segmenter",
-    "show": "nuclei.api.display",
-    "compose": "nuclei.api.configs",
-    "build_datamodule": "nuclei.api.configs",
+    "show": "nuclei.api.notebook",
+    "compose": "nuclei.api.notebook",
+    "build_datamodule": "nuclei.api.notebook",
 }
 __all__ = ["Segmenter", "__version__", "build_datamodule", "compose", "show"]
 
 if TYPE_CHECKING:
-    from nuclei.api.configs import build_datamodule, compose
-    from nuclei.api.display import show
+    from nuclei.api.notebook import build_datamodule, compose, show
     from nuclei.api.segmenter import Segmenter
 
 

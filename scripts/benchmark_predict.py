@@ -11,8 +11,8 @@ unless ``--ckpt``: the network's time does not depend on the weights, finishing'
 random weights find one or two image-sized objects; a trained checkpoint gives realistic
 postprocessing and measuring), it measures:
 (a) one whole-image forward per image (the baseline) and (b) the network on the windows
-planned from the memory budget (``predict_maps`` in crop mode), alternated chunk by chunk,
-as seconds per image, their ratio and Mpx/s, with the largest difference of their maps;
+planned from the memory budget (``predict_probabilities`` in crop mode), alternated chunk by
+chunk, as seconds per image, their ratio and Mpx/s, with the largest difference of their maps;
 (c) postprocessing alone (Mpx/s), and the CPU seconds per image of the network, of decoding
 and of finishing (postprocessing, measurements, files), with the bound they set on the whole
 prediction's throughput against the network on these cores; (d) the whole ``nuclei-predict``
@@ -50,8 +50,8 @@ from benchmarks.predict import (
 )
 from nuclei.cores import available_cores
 from nuclei.heap import keep_freed_memory
+from nuclei.inference.output_files import ImageFileWriter
 from nuclei.inference.postprocess_pool import Finishing
-from nuclei.inference.writers import ImageFileWriter
 from nuclei.runs.checkpoint import CONFIG_KEY, load_run, postprocess_of, restore_task
 
 

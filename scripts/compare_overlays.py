@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from nuclei.data.targets import border_band
-from nuclei.inference.writers import overlay_outlines
+from nuclei.inference.output_files import overlay_outlines
 from nuclei.instances.postprocess import instances_from_maps
 from nuclei.instances.tuning import validation_maps
 from nuclei.metrics.dsb import image_scores

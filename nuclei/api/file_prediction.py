@@ -6,13 +6,18 @@ One path for ``nuclei-predict`` and :meth:`nuclei.Segmenter.segment_files`:
 made with the same settings, then records what produces the folder (``predict_args.json``) and
 runs :func:`nuclei.inference.segment.segment_files` with a Trainer on the segmenter's device,
 or the one a caller builds (``nuclei-predict trainer=ddp``).
+
+``predict_args.json`` records what produced a prediction folder (checkpoint, settings,
+versions): :func:`predict_args`, :func:`write_predict_args`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,18 +26,77 @@ import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Callback
 
-from nuclei.api.predict_args import PREDICT_ARGS_FILE, folder_predict_args
+import nuclei
+from nuclei.files import atomic_write_json
 from nuclei.inference.image_files import find_images
-from nuclei.inference.image_records import check_settings, save_settings
-from nuclei.inference.output_folder import refuse_overlap
-from nuclei.inference.output_lock import output_lock
+from nuclei.inference.output_files import ImageFileWriter
+from nuclei.inference.output_folder import (
+    check_settings,
+    output_lock,
+    refuse_overlap,
+    save_settings,
+)
 from nuclei.inference.postprocess_pool import Finishing
+from nuclei.inference.probabilities import trainer_device
 from nuclei.inference.segment import FileOptions, PredictionReport, TrainerFactory, segment_files
-from nuclei.inference.writers import ImageFileWriter
-from nuclei.runs.atomic import atomic_write_json
+from nuclei.runs.provenance import package_versions
 
 if TYPE_CHECKING:
     from nuclei.api.segmenter import Segmenter
+
+
+#: The record's file name, in the prediction's output folder.
+PREDICT_ARGS_FILE = "predict_args.json"
+
+
+def file_sha256(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
+    """The SHA-256 hex digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def predict_args(segmenter: Segmenter, **extra: Any) -> dict[str, Any]:
+    """The record: the segmenter's settings, its checkpoint's path and SHA-256 (an
+    ensemble's: each member's), versions."""
+    record = segmenter.describe()
+    checkpoint = segmenter.checkpoint_path
+    record["checkpoint"] = {
+        "path": str(checkpoint.resolve()) if checkpoint else None,
+        "sha256": file_sha256(checkpoint) if checkpoint else None,
+    }
+    if segmenter.ensemble:
+        record["ensemble"] = [
+            {"path": str(path.resolve()), "sha256": file_sha256(path)}
+            for path in segmenter.ensemble
+        ]
+    record["nuclei_version"] = nuclei.__version__
+    record["packages"] = package_versions()
+    return {**record, **extra}
+
+
+def folder_predict_args(
+    segmenter: Segmenter, source: str | Path, writer: ImageFileWriter, max_pixels: int
+) -> dict[str, Any]:
+    """:func:`predict_args` of a prediction of ``source`` by ``writer``: the input and output
+    as absolute paths, the file options (overlay, calibration, measurements, extra files)
+    and the pixel limit beyond which an image is refused."""
+    files = {k: v for k, v in asdict(writer).items() if k != "output_dir"}
+    return predict_args(
+        segmenter,
+        input=str(Path(source).expanduser().resolve()),
+        output=str(writer.output_dir.expanduser().resolve()),
+        files=files,
+        max_pixels=max_pixels,
+    )
+
+
+def write_predict_args(output_dir: str | Path, segmenter: Segmenter, **extra: Any) -> Path:
+    """Write :func:`predict_args` (plus ``extra`` entries) to ``output_dir/predict_args.json``."""
+    return atomic_write_json(Path(output_dir) / PREDICT_ARGS_FILE, predict_args(segmenter, **extra))
+
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +109,11 @@ PREDICT_TRAINER_OPTIONS: dict[str, Any] = {
 }
 
 
-def accelerator_of(device: torch.device) -> dict[str, Any]:
-    """Trainer ``accelerator``/``devices`` that run on ``device`` (one device)."""
-    if device.type == "cuda":
-        return {"accelerator": "gpu", "devices": [device.index or 0]}
-    return {"accelerator": device.type, "devices": 1}
-
-
 def single_device_trainer(device: torch.device) -> TrainerFactory:
     """A factory of quiet one-device Trainers on ``device``."""
 
     def make(callbacks: list[Callback]) -> L.Trainer:
-        return L.Trainer(callbacks=callbacks, **accelerator_of(device), **PREDICT_TRAINER_OPTIONS)
+        return L.Trainer(callbacks=callbacks, **trainer_device(device), **PREDICT_TRAINER_OPTIONS)
 
     return make
 

@@ -20,19 +20,18 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from nuclei.data.config import SIZE_MODES, IntensityConfig, as_config
-from nuclei.inference.device import resolve_device
-from nuclei.inference.images import as_network_image
-from nuclei.inference.maps import Forward
+from nuclei.data.config import IntensityConfig, as_config
+from nuclei.inference.averaging import TestTimeAugmented, tta_transforms
+from nuclei.inference.image_files import as_network_image
 from nuclei.inference.measure import measure_nuclei
+from nuclei.inference.network_probe import Forward
+from nuclei.inference.output_files import ImageFileWriter
+from nuclei.inference.probabilities import PredictionSettings, choose_size_mode, resolve_device
 from nuclei.inference.segment import FileOptions, PredictionReport
-from nuclei.inference.settings import PredictionSettings
-from nuclei.inference.tta import TestTimeAugmented, tta_transforms
-from nuclei.inference.worker_counts import default_decode_workers, default_postprocess_workers
-from nuclei.inference.writers import ImageFileWriter
 from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
 from nuclei.runs.checkpoint import postprocess_of
 from nuclei.runs.members import ensemble_task, load_members
+from nuclei.runtime import default_decode_workers, default_postprocess_workers
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +50,10 @@ def prediction_settings(
     and ``image_size``) unless ``size_mode`` or ``image_size`` are given, and its
     ``data.intensity`` normalisation (runs from before it existed: values / 255)."""
     stored_size = stored_data.get("size") or {}
-    size_mode = size_mode or stored_size.get("mode") or "resize"
-    if size_mode not in SIZE_MODES:
-        raise ValueError(f"size_mode must be one of {SIZE_MODES}, got {size_mode!r}")
     image_size = image_size or stored_size.get("image_size")
-    if size_mode == "resize" and not image_size:
-        raise ValueError("size_mode=resize needs image_size (not in the stored config)")
+    mode = choose_size_mode(size_mode or stored_size.get("mode") or "resize", image_size)
     return PredictionSettings(
-        size_mode=size_mode,
+        size_mode=mode.name,
         image_size=int(image_size or 0),
         tile=None if tile is None else int(tile),
         overlap=None if overlap is None else int(overlap),
@@ -74,7 +69,7 @@ class Segmenter:
 
     Build one with :meth:`from_checkpoint`. Images are numpy arrays of any dtype, (H, W),
     (H, W, 1|3|4), or one plane of a stack chosen with ``channel=``; they are normalised
-    exactly as ``nuclei-predict`` reads files (:func:`nuclei.inference.images.
+    exactly as ``nuclei-predict`` reads files (:func:`nuclei.inference.image_files.
     as_network_image`).
     """
 
@@ -127,7 +122,7 @@ class Segmenter:
         that fit, overlapping by the network's receptive field; ``tile`` and ``overlap`` fix
         the windows instead.
         ``tta`` (``none``, ``flips``, ``d4``) averages the probabilities over flipped or
-        rotated copies of each image (:mod:`nuclei.inference.tta`). Raises
+        rotated copies of each image (:mod:`nuclei.inference.averaging`). Raises
         :class:`nuclei.runs.checkpoint.CheckpointError` for an unreadable checkpoint,
         ValueError for a bad setting.
         """
@@ -163,7 +158,7 @@ class Segmenter:
     ) -> list[np.ndarray]:
         """:meth:`probabilities` of several images, batched through the network."""
         inputs = [as_network_image(image, channel) for image in images]
-        return self.settings.maps(self.net, inputs)
+        return self.settings.probabilities(self.net, inputs)
 
     def probabilities(self, image: np.ndarray, channel: int | None = None) -> np.ndarray:
         """Probability maps (C, H, W) float32 at the image's own size; channel 0 is the
@@ -222,7 +217,7 @@ class Segmenter:
 
         Writes each image's ``<id>_mask.png``, ``<id>_labels.tif``, ``<id>_overlay.png`` and
         the folder's ``nuclei.csv``, ``summary.csv``, ``submission.csv``,
-        ``predict_args.json``; ``files`` are :class:`~nuclei.inference.writers.
+        ``predict_args.json``; ``files`` are :class:`~nuclei.inference.output_files.
         ImageFileWriter` options (``overlay``, ``pixel_size_um``, ``properties``,
         ``save_probabilities``, ``roi_zip``). Images already complete in ``output`` are
         skipped unless ``overwrite``. An ``output`` overlapping ``source``, or in use by another

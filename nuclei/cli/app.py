@@ -35,7 +35,7 @@ from nuclei.data.sources.solution import SolutionError
 from nuclei.data.validation import DataValidationError
 from nuclei.files import DiskFullError
 from nuclei.heap import keep_freed_memory
-from nuclei.inference.device import DeviceError
+from nuclei.inference.probabilities import DeviceError
 from nuclei.runs.checkpoint import CheckpointError
 from nuclei.runs.run_data import RunDataError
 from nuclei.training.mlflow_logger import MissingOptionalDependencyError

@@ -24,8 +24,8 @@ from nuclei.cli.eval_settings import postprocess_source, run_postprocessing, set
 from nuclei.cli.evaluate_folds import evaluate_out_of_fold
 from nuclei.cli.metrics_table import print_metrics
 from nuclei.cli.overrides import Vocabulary
-from nuclei.inference.device import resolve_device
-from nuclei.inference.tta import TTA_MODES, TestTimeAugmented
+from nuclei.inference.averaging import TTA_MODES, TestTimeAugmented
+from nuclei.inference.probabilities import trainer_device
 from nuclei.instances.postprocess import PostprocessConfig
 from nuclei.metrics.intervals import bootstrap_interval
 from nuclei.runs.checkpoint import Run
@@ -63,28 +63,11 @@ def _dataset_size(loaders: Any) -> int:
     return sum(len(loader.dataset) for loader in loaders)
 
 
-def trainer_device(device: str) -> tuple[str, int | list[int]]:
-    """``device`` (auto, cpu, cuda, cuda:N) as a Trainer's ``accelerator`` and ``devices``;
-    :class:`~nuclei.inference.device.DeviceError` for a device this machine lacks."""
-    resolve_device(str(device))
-    name, _, index = str(device).partition(":")
-    if name in ("auto", "cpu") and not index:
-        return name, 1
-    if name in ("cuda", "gpu"):
-        if not index:
-            return "gpu", 1
-        if index.isdigit():
-            return "gpu", [int(index)]
-    raise EvaluationError(f"device must be auto, cpu, cuda or cuda:N, got {device!r}")
-
-
 def evaluation_trainer(cfg: DictConfig, run: Run) -> L.Trainer:
     """A Trainer for scoring: on ``cfg.device``, at the run's precision unless given."""
     precision = cfg.precision or run.config.get("trainer", {}).get("precision", "32-true")
-    accelerator, devices = trainer_device(cfg.device)
     return L.Trainer(
-        accelerator=accelerator,
-        devices=devices,
+        **trainer_device(str(cfg.device)),
         precision=precision,
         logger=False,
         enable_checkpointing=False,

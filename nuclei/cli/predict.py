@@ -34,16 +34,16 @@ from rich.table import Table
 
 from nuclei.api.file_prediction import (
     PREDICT_TRAINER_OPTIONS,
-    accelerator_of,
     prediction_folder,
     segment_held_folder,
 )
 from nuclei.api.segmenter import Segmenter
 from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.console import print_table
+from nuclei.inference.output_files import ImageFileWriter
+from nuclei.inference.probabilities import trainer_device
 from nuclei.inference.segment import FileOptions, PredictionReport, TrainerFactory
 from nuclei.inference.worker_counts import default_decode_workers, default_postprocess_workers
-from nuclei.inference.writers import ImageFileWriter
 from nuclei.runs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def trainer_factory(cfg: DictConfig, device: torch.device, output_dir: Path) -> 
     on ``device``'s accelerator, one device unless the trainer preset says how many."""
     kwargs: dict[str, Any] = {**PREDICT_TRAINER_OPTIONS, "default_root_dir": str(output_dir)}
     if str(cfg.device) != "auto":
-        kwargs.update(accelerator_of(device))
+        kwargs.update(trainer_device(device))
         if cfg.trainer.devices not in ("auto", None, 1) and device.type != "cuda":
             kwargs["devices"] = cfg.trainer.devices  # e.g. device=cpu trainer=ddp_cpu
     elif cfg.trainer.devices in ("auto", None):

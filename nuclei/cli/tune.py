@@ -28,7 +28,7 @@ from rich.table import Table
 from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.console import print_table
 from nuclei.cli.overrides import Vocabulary
-from nuclei.inference.device import OnDevice, resolve_device
+from nuclei.inference.probabilities import OnDevice, resolve_device
 from nuclei.instances.postprocess import PostprocessConfig
 from nuclei.instances.tuning import (
     METRIC_NAMES,

@@ -20,13 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nuclei.child_environment import ONE_THREAD_EACH, child_environment
-from nuclei.inference.background import lower_priority
 from nuclei.inference.image_files import LoadedImage
-from nuclei.inference.image_records import ImageRecord
-from nuclei.inference.writers import ImageFileWriter
+from nuclei.inference.output_files import ImageFileWriter
+from nuclei.inference.output_folder import ImageRecord
 from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps
-from nuclei.parent_death import die_with_parent
+from nuclei.runtime import ONE_THREAD_EACH, child_environment, die_with_parent, lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +53,7 @@ def finish_image(finishing: Finishing, loaded: LoadedImage, maps: np.ndarray) ->
 
 def start_worker(parent_pid: int) -> None:
     """Pool ``initializer``: end with the process ``parent_pid`` that started the worker
-    (:mod:`nuclei.parent_death`), at a lower CPU priority."""
+    (:mod:`nuclei.runtime`), at a lower CPU priority."""
     die_with_parent(parent_pid)
     lower_priority()
 
@@ -66,7 +64,7 @@ def _ready() -> None:
 
 def start_workers(workers: int) -> ProcessPoolExecutor:
     """A pool of ``workers`` spawned, single-threaded processes at a lower CPU priority
-    (:mod:`nuclei.inference.background`), all started now; they end with this process."""
+    (:mod:`nuclei.runtime`), all started now; they end with this process."""
     executor = ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context("spawn"),

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from nuclei.inference.device import OnDevice, resolve_device
-from nuclei.inference.tta import TestTimeAugmented
+from nuclei.inference.averaging import TestTimeAugmented
+from nuclei.inference.probabilities import OnDevice, resolve_device
 from nuclei.instances.tuning import PredictedSplit, predict_split
 from nuclei.runs.checkpoint import Run, load_run, restore_task
 from nuclei.runs.members import best_checkpoint
@@ -151,7 +151,7 @@ def out_of_fold_predictions(
 ) -> Iterator[tuple[Run, PredictedSplit]]:
     """For each fold in turn: the fold model's run and its predictions of its own validation
     fold (the images it did not train on), at each image's own size; ``tta`` as
-    :class:`nuclei.inference.tta.TestTimeAugmented`."""
+    :class:`nuclei.inference.averaging.TestTimeAugmented`."""
     for fold_run in cv.runs:
         run = load_run(fold_run.checkpoint, trust=trust)
         data_cfg = run_data_config(run, eval_batch_size=batch_size)

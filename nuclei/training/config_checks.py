@@ -24,8 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from nuclei.data.config import SizeConfig, as_config
-from nuclei.inference.network_profile import input_multiple
-from nuclei.inference.window_plan import available_memory
+from nuclei.inference.network_probe import input_multiple
+from nuclei.inference.windows import available_memory
 from nuclei.training.step_memory import parameter_count, training_step_bytes
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from nuclei.cli.evaluate import EvaluationError, chosen_split, evaluate, main
-from nuclei.inference.device import DeviceError
+from nuclei.inference.probabilities import DeviceError
 from nuclei.runs.checkpoint import CheckpointError, load_run
 from nuclei.synthetic import synthetic_root as cached_set_root
 

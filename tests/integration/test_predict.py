@@ -22,8 +22,12 @@ from nuclei.api.segmenter import prediction_settings
 from nuclei.cli.predict import predict
 from nuclei.data.sources.io import read_image
 from nuclei.data.sources.rle import rle_decode
-from nuclei.inference.image_files import find_images
-from nuclei.inference.image_guard import ImageTooLargeError, declared_size, refuse_oversized
+from nuclei.inference.image_files import (
+    ImageTooLargeError,
+    declared_size,
+    find_images,
+    refuse_oversized,
+)
 
 BIN = Path(sys.executable).parent
 SIZES = {"rgba": (101, 133), "gray": (77, 250), "deep": (150, 97), "tiny": (5, 7)}

@@ -176,7 +176,7 @@ def test_predict_args_records_every_option_with_absolute_paths(
 def test_a_second_prediction_is_refused_while_the_first_holds_the_folder(
     trained_run: Path, images: Path, tmp_path: Path
 ) -> None:
-    from nuclei.inference.output_lock import output_lock  # the holder's own mechanism
+    from nuclei.inference.output_folder import output_lock  # the holder's own mechanism
 
     out = tmp_path / "out"
     with output_lock(out):  # this process is the first prediction

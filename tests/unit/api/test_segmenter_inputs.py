@@ -12,7 +12,7 @@ from PIL import Image
 
 from nuclei.api.segmenter import Segmenter, prediction_settings
 from nuclei.data.sources.io import read_image
-from nuclei.inference.images import as_network_image
+from nuclei.inference.image_files import as_network_image
 
 H, W = 48, 56
 

@@ -27,7 +27,7 @@ from benchmarks.predict import (
     time_postprocess,
     write_folder,
 )
-from nuclei.inference.image_records import failure_path, record_path
+from nuclei.inference.output_folder import failure_path, record_path
 from nuclei.runs.checkpoint import load_run, restore_task
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nuclei.inference.background import HELPER_NICENESS
 from nuclei.inference.image_files import LoadedImage
-from nuclei.inference.image_records import ImageRecord
+from nuclei.inference.output_files import ImageFileWriter
+from nuclei.inference.output_folder import ImageRecord
 from nuclei.inference.postprocess_pool import Finishing, PostprocessPool, start_workers
-from nuclei.inference.predict_data import ImageFilesDataModule
-from nuclei.inference.writers import ImageFileWriter
+from nuclei.inference.segment import ImageFilesDataModule
 from nuclei.instances.postprocess import PostprocessConfig
+from nuclei.runtime import HELPER_NICENESS
 
 
 def blobs(seed: int) -> tuple[LoadedImage, np.ndarray]:

@@ -14,7 +14,7 @@
   ignores a ``margin >= reach`` band at interior edges reproduces the whole-image forward.
   An operation that hides NaN (``nan_to_num``, masking on ``isnan``) would make it too small.
 - **Bytes per pixel** of one forward pass: the peak bytes of tensors alive during that probe
-  forward (:class:`~nuclei.inference.live_memory.LiveTensorBytes`) per input pixel, times
+  forward (:class:`LiveTensorBytes`) per input pixel, times
   :data:`MEMORY_SAFETY` for what the count does not see (convolution workspace, allocator
   slack). Activations grow with the pixels (constant costs make small probes overestimate),
   so it scales to any window and batch. (Default U-Net: 408 B/px counted; the resident
@@ -22,6 +22,13 @@
   forward of a size adds a one-off of code pages and malloc arenas, 550-830 B/px in all.)
 
 Profiles are cached per network (weakly) and device, so a network is probed once.
+
+Live bytes are counted by :class:`LiveTensorBytes`, a dispatch mode that watches every aten
+operation run inside it (any device): each new storage an operation returns is counted from
+its creation until the last tensor viewing it is freed. Its ``peak`` is the most such bytes
+alive at once: what a forward pass holds in activations, on top of what existed before it
+(weights, the input). It does not see workspace that an operation allocates and frees
+internally (convolution scratch, allocator slack): hence :data:`MEMORY_SAFETY`.
 """
 
 from __future__ import annotations
@@ -31,12 +38,71 @@ import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
-from nuclei.inference.live_memory import peak_live_bytes
 from nuclei.models.padding import PadToMultiple
+
+
+def _storage_key(tensor: torch.Tensor) -> tuple[str, int]:
+    return str(tensor.device), tensor.untyped_storage().data_ptr()
+
+
+class LiveTensorBytes(TorchDispatchMode):
+    """A dispatch mode counting the storage bytes of tensors created inside it while alive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._views: dict[tuple[str, int], int] = {}  # storage -> live tensors viewing it
+        self._sizes: dict[tuple[str, int], int] = {}
+
+    def _release(self, key: tuple[str, int]) -> None:
+        self._views[key] -= 1
+        if self._views[key] == 0:
+            del self._views[key]
+            self.live -= self._sizes.pop(key)
+
+    def _track(self, tensor: torch.Tensor, existing: set[tuple[str, int]]) -> None:
+        key = _storage_key(tensor)
+        if key[1] == 0 or (key in existing and key not in self._views):
+            return  # empty, or a view of (or in place on) a tensor made before the mode
+        if key not in self._views:
+            self._views[key] = 0
+            self._sizes[key] = tensor.untyped_storage().nbytes()
+            self.live += self._sizes[key]
+            self.peak = max(self.peak, self.live)
+        self._views[key] += 1
+        weakref.finalize(tensor, self._release, key)
+
+    def __torch_dispatch__(
+        self,
+        func: Any,
+        types: Any,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        """Run the operation, then count the storages of its outputs."""
+        out = func(*args, **(kwargs or {}))
+        inputs = tree_flatten((args, kwargs or {}))[0]
+        existing = {_storage_key(t) for t in inputs if isinstance(t, torch.Tensor)}
+        for tensor in tree_flatten(out)[0]:
+            if isinstance(tensor, torch.Tensor) and tensor.layout == torch.strided:
+                self._track(tensor, existing)
+        return out
+
+
+def peak_live_bytes(call: Callable[[], Any]) -> int:
+    """The most bytes of tensors created by ``call()`` alive at once while it runs."""
+    with LiveTensorBytes() as counter:
+        call()
+    return counter.peak
+
 
 log = logging.getLogger(__name__)
 

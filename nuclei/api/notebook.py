@@ -1,14 +1,18 @@
-"""The packaged Hydra configs in a notebook: compose one, build its data module.
+"""The package in a notebook: compose a packaged Hydra config, build its data module, and
+look at a segmentation (nucleus outlines over the image).
 
 >>> cfg = compose("train", ["model=smp_unet", "data.source.root=/data/stage1_train"])
 >>> datamodule = build_datamodule(cfg)
+>>> show(image, seg.segment(image))
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 from hydra import compose as hydra_compose
 from hydra import initialize_config_module
 from hydra.utils import instantiate
@@ -16,6 +20,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import nuclei.runs.resume  # noqa: F401  (registers the resolvers the run folders use)
 from nuclei.data.datamodule import NucleiDataModule
+from nuclei.inference.image_files import as_network_image
+from nuclei.inference.output_files import overlay_outlines
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
 
 #: The interpolation of ``paths.output_dir`` that only a Hydra run can resolve.
 HYDRA_OUTPUT_DIR = "${hydra:runtime.output_dir}"
@@ -49,3 +59,29 @@ def compose(
 def build_datamodule(cfg: DictConfig) -> NucleiDataModule:
     """The data module ``cfg.data`` describes (call ``setup("fit")`` to read the data)."""
     return instantiate(cfg.data)
+
+
+def show(
+    image: np.ndarray,
+    labels: np.ndarray,
+    ax: Axes | None = None,
+    channel: int | None = None,
+) -> Axes:
+    """Draw ``labels``' outlines over ``image`` (as the network saw it) on a matplotlib Axes.
+
+    ``ax`` defaults to a new figure's; ``channel`` picks a plane of a stack as in
+    :meth:`nuclei.Segmenter.segment`. Returns the Axes, titled with the number of nuclei.
+    """
+    import matplotlib.pyplot as plt  # here: importing pyplot picks a backend
+
+    picture = as_network_image(image, channel)
+    labels = np.asarray(labels)
+    if labels.shape != picture.shape[:2]:
+        raise ValueError(f"labels {labels.shape} do not match the image {picture.shape[:2]}")
+    if ax is None:
+        _, ax = plt.subplots()
+    ax.imshow(overlay_outlines(picture, labels))
+    count = np.unique(labels[labels > 0]).size
+    ax.set_title(f"{count} nuclei")
+    ax.set_axis_off()
+    return ax

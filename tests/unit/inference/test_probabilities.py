@@ -1,4 +1,7 @@
-"""Network inputs made ahead of the network (in DataLoader workers) give the same maps as those
+"""How many images a prediction hands the network at once; the size mode chosen once, as a
+strategy; one device mapping for every Trainer.
+
+Network inputs made ahead of the network (in DataLoader workers) give the same maps as those
 made beside it, in both size modes; the prediction's dataset serves them."""
 
 from pathlib import Path
@@ -11,8 +14,56 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from nuclei.data.config import IntensityConfig
-from nuclei.inference.predict_data import ImageFiles, ImageFilesDataModule
-from nuclei.inference.settings import PredictionSettings
+from nuclei.inference.probabilities import (
+    CropMode,
+    DeviceError,
+    PredictionSettings,
+    ResizeMode,
+    choose_size_mode,
+    trainer_device,
+)
+from nuclei.inference.segment import ImageFiles, ImageFilesDataModule
+
+
+def settings(size_mode: str, device: str) -> PredictionSettings:
+    return PredictionSettings(
+        size_mode=size_mode,
+        image_size=128,
+        tile=None,
+        overlap=None,
+        batch_size=8,
+        device=torch.device(device),
+    )
+
+
+def test_native_images_go_one_at_a_time_on_the_cpu_and_in_batches_elsewhere() -> None:
+    assert settings("crop", "cpu").images_per_batch == 1  # each image finished when mapped
+    assert settings("crop", "cuda").images_per_batch == 8  # windows share passes on a GPU
+    assert settings("resize", "cpu").images_per_batch == 8  # small resized copies batch
+
+
+def test_the_size_mode_is_chosen_once_and_checked_in_one_place() -> None:
+    assert settings("resize", "cpu").mode == ResizeMode(128)
+    assert settings("crop", "cpu").mode == CropMode(None, None)
+    assert choose_size_mode("crop", 96, tile=256) == CropMode(256, None)
+    assert "256 px tiles overlapping by the receptive field" in CropMode(256).describe()
+    with pytest.raises(ValueError, match="size_mode must be one of"):
+        settings("warp", "cpu")
+    with pytest.raises(ValueError, match="size_mode=resize needs image_size"):
+        choose_size_mode("resize", None)
+
+
+def test_one_device_mapping_serves_every_trainer() -> None:
+    assert trainer_device("auto") == {"accelerator": "auto", "devices": 1}
+    cpu = {"accelerator": "cpu", "devices": 1}
+    assert trainer_device("cpu") == trainer_device(torch.device("cpu")) == cpu
+    assert trainer_device(torch.device("cuda", 1)) == {"accelerator": "gpu", "devices": [1]}
+    assert trainer_device(torch.device("cuda")) == {"accelerator": "gpu", "devices": [0]}
+    with pytest.raises(DeviceError, match="device must be auto, cpu, cuda or cuda:N, got 'cpu:0'"):
+        trainer_device("cpu:0")
+    with pytest.raises(DeviceError, match="device=tpu: not a device"):
+        trainer_device("tpu")
+
 
 PERCENTILE = IntensityConfig(normalize="percentile", low=1.0, high=99.8)
 
@@ -45,8 +96,8 @@ def test_maps_from_inputs_made_beforehand_equal_the_maps_made_beside(size_mode: 
     inputs = [settings.network_input(picture) for picture in pictures]
     expected_side = 32 if size_mode == "resize" else 40
     assert inputs[0].shape == (3, expected_side, 32 if size_mode == "resize" else 52)
-    beside = settings.maps(net, pictures)
-    ahead = settings.maps(net, pictures, inputs=inputs)
+    beside = settings.probabilities(net, pictures)
+    ahead = settings.probabilities(net, pictures, inputs=inputs)
     assert len(ahead) == 2
     for made_ahead, made_beside in zip(ahead, beside, strict=True):
         assert made_ahead.shape == (2, 40, 52)

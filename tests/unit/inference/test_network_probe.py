@@ -9,8 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from nuclei.inference.live_memory import LiveTensorBytes, peak_live_bytes
-from nuclei.inference.network_profile import MEMORY_SAFETY, input_multiple, network_profile
+from nuclei.inference.network_probe import (
+    MEMORY_SAFETY,
+    LiveTensorBytes,
+    input_multiple,
+    network_profile,
+    peak_live_bytes,
+)
 from nuclei.models.unet import build_unet
 
 
