@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import OmegaConf
 
 from nuclei.files import atomic_path
 
@@ -429,5 +428,7 @@ def predict_run_dir(source: Any, output: Any, otherwise: Any) -> str:
 
 def register_predict_run_dir() -> None:
     """Register the ``nuclei.predict_run_dir`` config resolver (once)."""
+    from omegaconf import OmegaConf  # here: the postprocessing workers import this module
+
     if not OmegaConf.has_resolver("nuclei.predict_run_dir"):
         OmegaConf.register_new_resolver("nuclei.predict_run_dir", predict_run_dir)
