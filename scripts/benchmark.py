@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's b
 
 from benchmarks.common import DEFAULT_VARIANTS, VARIANTS, Settings, add_setting_arguments
 from benchmarks.runner import run_benchmark, write_result
-from nuclei.heap import keep_freed_memory
+from nuclei.runtime import keep_freed_memory
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:

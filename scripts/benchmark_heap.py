@@ -1,4 +1,4 @@
-"""CPU forward passes with and without freed memory kept in the heap (nuclei.heap).
+"""CPU forward passes with and without freed memory kept in the heap (nuclei.runtime).
 
 python scripts/benchmark_heap.py                       # default U-Net (base 16), 1024x1024
 python scripts/benchmark_heap.py --ckpt <run>/checkpoints/<best>.ckpt --size 2048
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
 import json, resource, sys, time
 import torch
-from nuclei.heap import keep_freed_memory
+from nuclei.runtime import keep_freed_memory
 from benchmarks.common import random_unet
 from nuclei.runs.checkpoint import load_run, restore_task
 ckpt, size, passes = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

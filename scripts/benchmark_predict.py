@@ -48,11 +48,10 @@ from benchmarks.predict import (
     write_folder,
     write_random_checkpoint,
 )
-from nuclei.cores import available_cores
-from nuclei.heap import keep_freed_memory
 from nuclei.inference.output_files import ImageFileWriter
 from nuclei.inference.postprocess_pool import Finishing
 from nuclei.runs.checkpoint import CONFIG_KEY, load_run, postprocess_of, restore_task
+from nuclei.runtime import available_cores, keep_freed_memory
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

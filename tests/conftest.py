@@ -19,7 +19,7 @@ from nuclei.cli.train import train
 from nuclei.synthetic import generate_synthetic_dataset
 
 # Commands run in this process (``main()``) would make its malloc keep freed memory
-# (nuclei.heap), and the tests that measure resident memory would then see none grow. Only
+# (nuclei.runtime), and the tests that measure resident memory would then see none grow. Only
 # tests/unit/test_heap.py turns it on, in its own processes.
 os.environ["NUCLEI_KEEP_FREED_MEMORY"] = "0"
 

@@ -34,10 +34,10 @@ from nuclei.data.sources.rle import RLEError
 from nuclei.data.sources.solution import SolutionError
 from nuclei.data.validation import DataValidationError
 from nuclei.files import DiskFullError
-from nuclei.heap import keep_freed_memory
 from nuclei.inference.probabilities import DeviceError
 from nuclei.runs.checkpoint import CheckpointError
 from nuclei.runs.run_data import RunDataError
+from nuclei.runtime import keep_freed_memory
 from nuclei.training.mlflow_logger import MissingOptionalDependencyError
 
 #: Exit status of a command stopped by an error the user can fix.
@@ -234,7 +234,7 @@ def check_overrides(app: App, arguments: list[str]) -> str | None:
 
 def run_app(app: App, hydra_main: Callable[[], Any]) -> None:
     """Run a Hydra app from the command line: older spellings rewritten, keys checked, freed
-    memory kept for reuse (:func:`nuclei.heap.keep_freed_memory`: CPU passes 1.9x faster),
+    memory kept for reuse (:func:`nuclei.runtime.keep_freed_memory`: CPU passes 1.9x faster),
     SIGTERM stopping it as Ctrl-C does (:func:`nuclei.cli.stops.stop_on_signals`: exit 143),
     Lightning's advertisements and known deprecations silenced (:mod:`nuclei.cli.quiet`)."""
     with stop_on_signals(app.name, report_error):

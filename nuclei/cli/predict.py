@@ -43,8 +43,8 @@ from nuclei.cli.console import print_table
 from nuclei.inference.output_files import ImageFileWriter
 from nuclei.inference.probabilities import trainer_device
 from nuclei.inference.segment import FileOptions, PredictionReport, TrainerFactory
-from nuclei.inference.worker_counts import default_decode_workers, default_postprocess_workers
 from nuclei.runs.run_dir import RunDir
+from nuclei.runtime import default_decode_workers, default_postprocess_workers
 
 log = logging.getLogger(__name__)
 

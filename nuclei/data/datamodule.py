@@ -29,7 +29,7 @@ from nuclei.data.sources.layouts import LayoutError
 from nuclei.data.splits import split_record
 from nuclei.data.transforms import seed_augmentation_worker
 from nuclei.data.validation import DataValidationError, SplitReport
-from nuclei.parent_death import die_with_parent, leave_stopping_to_parent
+from nuclei.runtime import die_with_parent, leave_stopping_to_parent
 from nuclei.synthetic import ensure_synthetic_dataset, synthetic_root
 
 Section = Mapping[str, Any]
@@ -37,7 +37,7 @@ Section = Mapping[str, Any]
 
 def start_loader_worker(parent_pid: int, worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: end with the process ``parent_pid`` that started the
-    worker and be stopped by it alone (:mod:`nuclei.parent_death`); seed its augmentation."""
+    worker and be stopped by it alone (:mod:`nuclei.runtime`); seed its augmentation."""
     die_with_parent(parent_pid)
     leave_stopping_to_parent()
     seed_augmentation_worker(worker_id)

@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from nuclei.cores import available_cores
 from nuclei.data.sources.io import ImageReadError, read_image, read_instance_masks, read_label_mask
 from nuclei.data.sources.layouts import SampleFiles
 from nuclei.data.sources.rle import RLEError
 from nuclei.data.sources.solution import SolutionError, solution_labels
-from nuclei.progress import progress_bar
+from nuclei.runtime import available_cores, progress_bar
 
 # What a bad file raises while it is decoded; anything else is a bug and propagates.
 DECODE_ERRORS = (ImageReadError, SolutionError, RLEError)

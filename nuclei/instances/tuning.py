@@ -26,7 +26,7 @@ from torch import nn
 from nuclei.data.batches import native_labels, native_maps
 from nuclei.instances.postprocess import PostprocessConfig, instances_from_maps, resolve_split
 from nuclei.metrics.dsb import DSBInstanceMetric
-from nuclei.progress import progress_bar
+from nuclei.runtime import progress_bar
 
 __all__ = [
     "METRIC_NAMES",

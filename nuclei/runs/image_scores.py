@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from nuclei.files import atomic_write_text
 from nuclei.metrics.image_rows import IMAGE_ROW_COLUMNS
-from nuclei.runs.atomic import atomic_write_text
 
 #: The file's columns: the image, where it comes from, then its scores.
 IMAGE_SCORE_COLUMNS = (IMAGE_ROW_COLUMNS[0], "source", *IMAGE_ROW_COLUMNS[1:])

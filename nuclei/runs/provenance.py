@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 import nuclei
-from nuclei.runs.atomic import atomic_write_text
+from nuclei.files import atomic_write_text
 from nuclei.runs.run_dir import RunDir
 
 #: Distributions whose versions decide what a run computes.

@@ -30,7 +30,7 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from nuclei.runs.atomic import atomic_write_json, atomic_write_text
+from nuclei.files import atomic_write_json, atomic_write_text
 
 CONFIG_SUBDIR = ".hydra"
 RESUME_CONFIG_SUBDIR = ".hydra-resume"

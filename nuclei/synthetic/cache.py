@@ -26,10 +26,13 @@ import cv2
 import numpy as np
 from scipy import ndimage as ndi
 
-from nuclei.child_environment import ONE_THREAD_EACH, child_environment
-from nuclei.cores import available_cores
-from nuclei.parent_death import die_with_parent
-from nuclei.progress import progress_bar
+from nuclei.runtime import (
+    ONE_THREAD_EACH,
+    available_cores,
+    child_environment,
+    die_with_parent,
+    progress_bar,
+)
 from nuclei.synthetic.profiles import get_profile
 from nuclei.synthetic.render import FAMILIES, SamplePlan, plan_sample, render_sample
 
@@ -106,7 +109,7 @@ def write_sample(job: tuple[str, int, int, str]) -> WrittenSample:
 
 def _worker_pool(workers: int) -> multiprocessing.pool.Pool:
     """A pool of ``workers`` spawned processes started with ``_WORKER_ENV``, which end with
-    this process (:mod:`nuclei.parent_death`)."""
+    this process (:mod:`nuclei.runtime`)."""
     with child_environment(_WORKER_ENV):
         context = multiprocessing.get_context("spawn")
         return context.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),))

@@ -1,17 +1,36 @@
-"""The Lightning Trainer of a run, its callbacks and loggers, and the final scoring."""
+"""The Lightning Trainer of a run, its callbacks, loggers and checkpoint writer, and the
+final scoring."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
+from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig
 
+from nuclei.files import atomic_path
 from nuclei.training.callbacks.random_state import RandomStateCheckpoint
 from nuclei.training.speed import SpeedOptions
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint writer that renames a complete temporary file over the target
+    (:func:`nuclei.files.atomic_path`)."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+    ) -> None:
+        """Save ``checkpoint`` to the local ``path`` atomically (``storage_options`` unused)."""
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        with atomic_path(path) as temporary:
+            torch.save(checkpoint, temporary)
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:

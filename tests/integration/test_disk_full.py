@@ -17,8 +17,7 @@ from hydra import compose, initialize_config_module
 from support.training import FAST_TRAIN_OVERRIDES, SMALL_UNET_OVERRIDES
 
 from nuclei.cli.predict import predict
-from nuclei.files import DiskFullError
-from nuclei.runs.atomic import atomic_write_text
+from nuclei.files import DiskFullError, atomic_write_text
 
 
 def mount_small_disk(folder: Path, size: str) -> bool:

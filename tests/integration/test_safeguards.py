@@ -13,9 +13,10 @@ import torch
 from omegaconf import open_dict
 
 from nuclei.cli.train import train
-from nuclei.runs.atomic import AtomicCheckpointIO, atomic_write_text
+from nuclei.files import atomic_write_text
 from nuclei.runs.run_folder import RunFolderError
 from nuclei.training.callbacks.safety import NonFiniteLossError
+from nuclei.training.trainer import AtomicCheckpointIO
 
 POISONED_STEP = 3
 
@@ -75,7 +76,7 @@ def test_a_normal_run_uses_atomic_checkpoints_and_leaves_no_exception_checkpoint
     names = sorted(p.name for p in checkpoints.iterdir())
     assert "last.ckpt" in names and "on_exception.ckpt" not in names
     assert not [n for n in names if n.startswith(".")]  # no temporary file left behind
-    assert cfg.trainer.plugins[0]._target_ == "nuclei.runs.atomic.AtomicCheckpointIO"
+    assert cfg.trainer.plugins[0]._target_ == "nuclei.training.trainer.AtomicCheckpointIO"
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(
@@ -87,7 +88,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(
     def fail(*_: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("nuclei.runs.atomic.os.replace", fail)
+    monkeypatch.setattr("nuclei.files.os.replace", fail)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_text(target, "new\n")
     assert target.read_text() == "old\n"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from nuclei.child_environment import child_environment
+from nuclei.runtime import child_environment
 
 
 def seen_by_a_child(*names: str) -> list[str | None]:

@@ -14,7 +14,7 @@ import pytest
 PROBE = """
 import ctypes, json
 import numpy as np
-from nuclei.heap import keep_freed_memory
+from nuclei.runtime import keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in (

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Li
 HELPER = textwrap.dedent(
     """
     import os, sys, time
-    from nuclei.parent_death import die_with_parent
+    from nuclei.runtime import die_with_parent
     if sys.argv[1] == "ask":
         die_with_parent(int(sys.argv[2]))
     print(os.getpid(), flush=True)
@@ -81,7 +81,7 @@ def test_a_helper_whose_parent_ended_before_it_asked_ends_at_once() -> None:
 
 def test_a_helper_that_leaves_stopping_to_its_parent_ignores_sigterm() -> None:
     code = (
-        "from nuclei.parent_death import leave_stopping_to_parent\n"
+        "from nuclei.runtime import leave_stopping_to_parent\n"
         "import time\nleave_stopping_to_parent()\nprint('ready', flush=True)\ntime.sleep(60)"
     )
     helper = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

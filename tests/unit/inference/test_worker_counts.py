@@ -6,9 +6,8 @@ import sys
 
 import pytest
 
-from nuclei import cores
-from nuclei.cores import available_cores
-from nuclei.inference.worker_counts import default_decode_workers, default_postprocess_workers
+from nuclei import runtime
+from nuclei.runtime import available_cores, default_decode_workers, default_postprocess_workers
 
 
 @pytest.mark.parametrize(
@@ -17,8 +16,8 @@ from nuclei.inference.worker_counts import default_decode_workers, default_postp
 def test_worker_counts_from_the_allowed_cores(
     monkeypatch: pytest.MonkeyPatch, allowed: int, postprocess: int, decode: int
 ) -> None:
-    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: set(range(allowed)))
-    monkeypatch.setattr(cores.os, "cpu_count", lambda: 128)  # the whole node: not used
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: set(range(allowed)))
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 128)  # the whole node: not used
     assert available_cores() == allowed
     assert (default_postprocess_workers(), default_decode_workers()) == (postprocess, decode)
 
@@ -27,8 +26,7 @@ def test_worker_counts_from_the_allowed_cores(
 def test_a_process_pinned_to_one_core_starts_one_postprocessing_worker() -> None:
     code = (
         "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
-        "from nuclei.cores import available_cores; "
-        "from nuclei.inference.worker_counts import default_postprocess_workers; "
+        "from nuclei.runtime import available_cores, default_postprocess_workers; "
         "print(available_cores(), default_postprocess_workers(), os.cpu_count())"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
