@@ -22,11 +22,12 @@ from omegaconf import DictConfig, ListConfig, open_dict
 from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.eval_settings import postprocess_source, run_postprocessing, settings_digest
 from nuclei.cli.evaluate_folds import evaluate_out_of_fold
-from nuclei.cli.metrics_table import print_metrics
+from nuclei.cli.metrics_table import print_kinds, print_metrics
 from nuclei.cli.overrides import Vocabulary
 from nuclei.inference.averaging import TTA_MODES, TestTimeAugmented
 from nuclei.inference.probabilities import trainer_device
 from nuclei.instances.postprocess import PostprocessConfig
+from nuclei.metrics.image_rows import scores_by_kind
 from nuclei.metrics.intervals import bootstrap_interval
 from nuclei.runs.checkpoint import Run
 from nuclei.runs.cross_validation import CrossValidationError
@@ -110,6 +111,12 @@ def map_interval(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) ->
     }
 
 
+def kind_intervals(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """:func:`map_interval` over each image kind's rows (rows without a ``kind`` left out)."""
+    kinds = sorted({str(row["kind"]) for row in rows if row.get("kind")})
+    return {kind: map_interval([row for row in rows if row.get("kind") == kind]) for kind in kinds}
+
+
 def checkpoint_spec(cfg: DictConfig) -> str | list[str]:
     """``cfg.ckpt_path`` as given: one path, or a list of them (an ensemble)."""
     spec = cfg.ckpt_path
@@ -163,6 +170,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     trainer = evaluation_trainer(cfg, run)
     metrics, n_images = score(trainer, task, datamodule, cfg.split)
+    rows = ImageScores.rows_of(trainer)
+    metrics.update(scores_by_kind(rows, cfg.split))
     record: dict[str, Any] = {
         **metrics,
         "split": cfg.split,
@@ -179,13 +188,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "tta": tta,
         "wall_time_s": round(time.perf_counter() - started, 1),
     }
-    rows = ImageScores.rows_of(trainer)
     if rows:
         record["map_interval"] = map_interval(rows)
+        record["map_interval_by_kind"] = kind_intervals(rows)
     if trainer.is_global_zero:
         write_results(cfg, run, record, postprocess, own_postprocess, rows)
         name = run.checkpoint_path.name if len(runs) == 1 else f"ensemble of {len(runs)}"
         print_metrics(metrics, title=f"{name}: {cfg.split} split, {n_images} images")
+        print_kinds(metrics, cfg.split, title=f"{cfg.split} split by image kind")
         if "map_interval" in record:
             low, high = record["map_interval"]["low"], record["map_interval"]["high"]
             print(f"map 95% interval over the images (bootstrap): [{low:.4f}, {high:.4f}]")

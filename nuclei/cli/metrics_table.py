@@ -1,4 +1,5 @@
-"""Final metrics as a console table: one row per metric, one column per stage."""
+"""Final metrics as console tables: one row per metric and one column per stage; and, where
+the images' kinds are known, one row per image kind."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from collections.abc import Mapping
 from rich.table import Table
 
 from nuclei.cli.console import print_table
+from nuclei.data.kinds import KINDS
+from nuclei.metrics.image_rows import KIND_SCORES
 
 METRIC_LABELS = {
     "loss": "BCE loss",
@@ -21,6 +24,8 @@ METRIC_LABELS = {
     "n_split": "split nuclei",
     "n_merged": "merged nuclei",
 }
+#: Labels of the per-kind columns that differ from the pooled metric of the same name.
+KIND_LABELS = {"iou": "IoU (mean over images)"}
 #: Metrics that count things, shown without decimals.
 COUNT_METRICS = frozenset({"n_split", "n_merged"})
 
@@ -53,3 +58,41 @@ def metrics_table(metrics: Mapping[str, float], title: str) -> Table:
 def print_metrics(metrics: Mapping[str, float], title: str) -> None:
     """Print :func:`metrics_table`, whole whatever the output (:func:`print_table`)."""
     print_table(metrics_table(metrics, title))
+
+
+def kinds_table(metrics: Mapping[str, float], stage: str, title: str) -> Table | None:
+    """A table of ``stage``'s scores per image kind (``<stage>/map_<kind>``... from
+    :func:`nuclei.metrics.image_rows.scores_by_kind`) under the row of all images (their means
+    weighted by the kinds' image counts); None when ``metrics`` has no per-kind scores."""
+    prefix = f"{stage}/images_"
+    found = [key.removeprefix(prefix) for key in metrics if key.startswith(prefix)]
+    kinds = [k for k in KINDS if k in found] + sorted(set(found) - set(KINDS))
+    if not kinds:
+        return None
+    counts = {kind: metrics[f"{prefix}{kind}"] for kind in kinds}
+    total = sum(counts.values())
+    table = Table(title=title)
+    table.add_column("images")
+    for name in KIND_SCORES:
+        table.add_column(KIND_LABELS.get(name, METRIC_LABELS[name]), justify="right")
+    pooled = [
+        sum(counts[k] * metrics[f"{stage}/{name}_{k}"] for k in kinds) / total
+        for name in KIND_SCORES
+    ]
+    table.add_row(
+        f"all ({total:.0f})",
+        *(format_metric(n, v) for n, v in zip(KIND_SCORES, pooled, strict=True)),
+    )
+    for kind in kinds:
+        table.add_row(
+            f"{kind} ({counts[kind]:.0f})",
+            *(format_metric(n, metrics[f"{stage}/{n}_{kind}"]) for n in KIND_SCORES),
+        )
+    return table
+
+
+def print_kinds(metrics: Mapping[str, float], stage: str, title: str) -> None:
+    """Print :func:`kinds_table` when the metrics have per-kind scores."""
+    table = kinds_table(metrics, stage, title)
+    if table is not None:
+        print_table(table)

@@ -28,6 +28,7 @@ from nuclei.cli import summary_groups as shown
 from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.console import print_table
 from nuclei.cli.overrides import Vocabulary
+from nuclei.data.kinds import KINDS
 from nuclei.runs.sweep import RunSummary, summarize
 from nuclei.runs.sweep_groups import Comparison, Group, GroupError, compare, find_group, group_runs
 
@@ -35,6 +36,8 @@ from nuclei.runs.sweep_groups import Comparison, Group, GroupError, compare, fin
 METRIC_NAMES = ("loss", "acc", "iou", "dice", "map")
 #: Metrics of each evaluation tag shown by default (as ``<tag>/<name>``).
 EVAL_METRIC_NAMES = ("map", "iou")
+#: Shown per image kind (as ``<stage>/<name>_<kind>``), for the kinds the runs recorded.
+KIND_METRIC_NAMES = ("map",)
 FACT_COLUMNS = ("epochs", "wall_time_s")
 #: ``nuclei-summarize SWEEP --out DIR --no-progress --compare A B`` (argparse spellings) work.
 OLD_SPELLINGS = Vocabulary(
@@ -55,16 +58,31 @@ def eval_tags(runs: Sequence[RunSummary]) -> list[str]:
     return sorted({tag for run in runs for tag in run.tags})
 
 
+def kind_columns(runs: Sequence[RunSummary], stage: str) -> list[str]:
+    """``<stage>/map_<kind>`` for every image kind some run recorded, in :data:`KINDS` order."""
+    prefix = f"{stage}/images_"
+    found = {
+        key.removeprefix(prefix) for run in runs for key in run.metrics if key.startswith(prefix)
+    }
+    kinds = [k for k in KINDS if k in found] + sorted(found - set(KINDS))
+    return [f"{stage}/{name}_{kind}" for kind in kinds for name in KIND_METRIC_NAMES]
+
+
 def metric_columns(runs: Sequence[RunSummary], chosen: Sequence[str] | None = None) -> list[str]:
-    """``chosen``, else the objective first, the other validation metrics, then the map and
-    IoU of each evaluation tag that a run recorded."""
+    """``chosen``, else the objective first, the other validation metrics, the validation map
+    of each image kind, then the map and IoU of each evaluation tag that a run recorded, each
+    followed by its map per image kind."""
     if chosen:
         return list(chosen)
     objective = runs[0].objective.metric if runs else None
     if not objective:
         return []
-    others = [f"val/{name}" for name in METRIC_NAMES]
-    evaluated = [f"{tag}/{name}" for tag in eval_tags(runs) for name in EVAL_METRIC_NAMES]
+    others = [f"val/{name}" for name in METRIC_NAMES] + kind_columns(runs, "val")
+    evaluated = [
+        column
+        for tag in eval_tags(runs)
+        for column in (*(f"{tag}/{name}" for name in EVAL_METRIC_NAMES), *kind_columns(runs, tag))
+    ]
     recorded = [key for key in evaluated if any(run.value(key) is not None for run in runs)]
     return [objective, *(m for m in [*others, *recorded] if m != objective)]
 
@@ -98,12 +116,14 @@ def table_rows(
     return header, rows
 
 
-def write_csv(runs: Sequence[RunSummary], path: Path, metrics: Sequence[str] | None = None) -> Path:
+def write_summary_csv(
+    runs: Sequence[RunSummary], path: Path, metrics: Sequence[str] | None = None
+) -> Path:
     """The table as CSV."""
     return shown.write_csv(*table_rows(runs, metrics), path)
 
 
-def write_markdown(
+def write_summary_markdown(
     runs: Sequence[RunSummary], path: Path, metrics: Sequence[str] | None = None
 ) -> Path:
     """The table as a Markdown table."""
@@ -221,8 +241,8 @@ def summarize_sweep(
     objective = runs[0].objective
     print_runs(runs, title=f"{len(runs)} runs of {sweep}, by {objective.metric}", metrics=columns)
     written = [
-        write_csv(runs, out / "summary.csv", columns),
-        write_markdown(runs, out / "summary.md", columns),
+        write_summary_csv(runs, out / "summary.csv", columns),
+        write_summary_markdown(runs, out / "summary.md", columns),
         plot_curves(runs, out / f"{objective.metric.replace('/', '_')}.png"),
     ]
     legend = shown.tag_legend(runs)

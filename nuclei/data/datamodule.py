@@ -96,7 +96,9 @@ class NucleiDataModule(L.LightningDataModule):
         self.test_dataset: NucleiDataset | None = None
         self.train_ids: list[str] = []
         self.val_ids: list[str] = []
-        self.kinds: dict[str, str] = {}
+        self.strata: dict[str, str] = {}  # what the split was stratified by, per id
+        #: The image kind (fluorescence, tissue, brightfield) of every id decoded so far.
+        self.image_kinds: dict[str, str] = {}
         self.fold_count: int | None = None  # folds of the cross-validation, when a fold
         self.test_ids: list[str] = []
         self.reports: dict[str, SplitReport] = {}
@@ -166,7 +168,8 @@ class NucleiDataModule(L.LightningDataModule):
         fit = self.folders.load_fit(
             self.data_root, self.split, self.augmentation, rank, with_train=with_train
         )
-        self.train_ids, self.val_ids, self.kinds = fit.train_ids, fit.val_ids, fit.kinds
+        self.train_ids, self.val_ids, self.strata = fit.train_ids, fit.val_ids, fit.strata
+        self.image_kinds.update(fit.image_kinds)
         self.fold_count = fit.folds
         self.train_dataset, self.val_dataset = fit.train, fit.val
 
@@ -181,6 +184,7 @@ class NucleiDataModule(L.LightningDataModule):
             )
         test = self.folders.load_test(*paths)
         self.test_ids, self.test_dataset = test.ids, test.dataset
+        self.image_kinds.update(test.image_kinds)
 
     def split_record(self) -> dict[str, Any]:
         """The split as saved in the run directory: settings and the ids of each side."""
@@ -190,7 +194,7 @@ class NucleiDataModule(L.LightningDataModule):
             self.split.seed,
             self.train_ids,
             self.val_ids,
-            kinds=self.kinds,
+            kinds=self.strata,
             folds=self.fold_count,
             fold=self.split.fold,
             folds_file=self.split.folds_file if self.split.file is None else None,

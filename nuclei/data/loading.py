@@ -50,8 +50,9 @@ class FitSplits:
     val_ids: list[str]
     train: NucleiDataset | None  # None: only the validation images were decoded
     val: NucleiDataset
-    kinds: dict[str, str] = field(default_factory=dict)  # id -> image kind or group
+    strata: dict[str, str] = field(default_factory=dict)  # id -> what the split stratified by
     folds: int | None = None  # the number of cross-validation folds, when a fold
+    image_kinds: dict[str, str] = field(default_factory=dict)  # id -> image kind, every id
 
 
 @dataclass
@@ -60,6 +61,7 @@ class LabelledTestSplit:
 
     ids: list[str]
     dataset: NucleiDataset
+    image_kinds: dict[str, str] = field(default_factory=dict)  # id -> image kind
 
 
 def _kinds(decoded: DecodedSamples, ids: list[str]) -> dict[str, str]:
@@ -240,7 +242,8 @@ class FolderLoader:
         train_ids = [i for i in train_ids if i not in dropped]
         val_ids = [i for i in val_ids if i not in dropped]
         counted = val_ids if val_only else train_ids + val_ids
-        kinds = split_kinds(split, counted, groups, lambda i: _kinds(decoded, i))
+        kind_of = _kinds(decoded, counted)
+        kinds = split_kinds(split, counted, groups, kind_of)
         if pinned is None:
             train_ids, val_ids, folds = draw_split(train_ids, split, kinds or None)
         if kinds:
@@ -272,6 +275,7 @@ class FolderLoader:
             make_dataset(decoded, val_ids, None, self.data, evaluation=True),
             kinds,
             folds,
+            kind_of,
         )
 
     def load_test(self, root: Path, labels: Path | None) -> LabelledTestSplit:
@@ -293,4 +297,5 @@ class FolderLoader:
             source.base,
             f" with labels from {labels}" if labels else "",
         )
-        return LabelledTestSplit(ids, make_dataset(decoded, ids, None, self.data, evaluation=True))
+        dataset = make_dataset(decoded, ids, None, self.data, evaluation=True)
+        return LabelledTestSplit(ids, dataset, _kinds(decoded, ids))

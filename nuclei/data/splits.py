@@ -5,7 +5,7 @@ cross-validation folds), taken from the user's folds file, or read back from a r
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,7 +121,7 @@ def split_kinds(
     split: SplitConfig,
     ids: list[str],
     groups: Mapping[str, str] | None,
-    image_kinds: Callable[[list[str]], dict[str, str]],
+    image_kinds: Mapping[str, str],
 ) -> dict[str, str]:
     """What each of ``ids`` is stratified by (and counted by in ``split.json``): its group
     (``groups``, from :func:`user_groups`), else its image kind (``image_kinds``) when
@@ -130,7 +130,7 @@ def split_kinds(
         return {}
     if groups is not None:
         return {i: groups[i] for i in ids}
-    return image_kinds(ids) if split.stratify else {}
+    return {i: image_kinds[i] for i in ids} if split.stratify else {}
 
 
 def _by_kind(ordered: list[str], kinds: Mapping[str, str]) -> dict[str, list[str]]:

@@ -6,6 +6,9 @@ fails: ``id``, ``height``, ``width`` (of the label images scored), ``n_true``, `
 competition score), ``ap50``, ``ap75`` (its ``TP / (TP + FP + FN)`` at 0.5 and 0.75) and
 ``iou``, the foreground IoU of the predicted instances against the true ones (1.0 when both
 are empty). The mean of the rows' ``map`` is the data set's ``map``.
+
+Rows may also say the image's ``kind`` (fluorescence, tissue, brightfield: see
+:mod:`nuclei.data.kinds`); :func:`scores_by_kind` summarises each kind beside the pooled figure.
 """
 
 from __future__ import annotations
@@ -34,6 +37,31 @@ IMAGE_ROW_COLUMNS = (
     "ap75",
     "iou",
 )
+
+
+#: The per-image scores that :func:`scores_by_kind` averages over each kind's images.
+KIND_SCORES = ("map", "ap50", "iou")
+
+
+def scores_by_kind(rows: Sequence[Mapping[str, Any]], stage: str) -> dict[str, float]:
+    """Each image kind's mean ``map``, ``ap50`` and ``iou`` over its images, and its number of
+    images, as ``<stage>/<score>_<kind>`` and ``<stage>/images_<kind>`` (e.g.
+    ``val/map_tissue``); kinds in sorted order, rows without a ``kind`` left out.
+
+    ``map`` and ``ap50`` are means over images, as the pooled ones are; ``iou`` is the mean of
+    the images' foreground IoU (the pooled ``iou`` of a run counts pixels over all images).
+    """
+    by_kind: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        if row.get("kind"):
+            by_kind.setdefault(str(row["kind"]), []).append(row)
+    metrics: dict[str, float] = {}
+    for kind in sorted(by_kind):
+        kept = by_kind[kind]
+        for name in KIND_SCORES:
+            metrics[f"{stage}/{name}_{kind}"] = float(np.mean([float(r[name]) for r in kept]))
+        metrics[f"{stage}/images_{kind}"] = float(len(kept))
+    return metrics
 
 
 def foreground_iou(true_labels: np.ndarray, pred_labels: np.ndarray) -> float:

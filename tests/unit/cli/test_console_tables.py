@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nuclei.cli.console import print_table
-from nuclei.cli.metrics_table import metrics_table, print_metrics
+from nuclei.cli.metrics_table import kinds_table, metrics_table, print_metrics
 
 HEADERS = ["run", "optimizer.lr=0.001", "model.base_channels=32", "val/iou", "val/map", "epochs"]
 ROWS = [
@@ -96,3 +96,28 @@ def test_print_metrics_is_whole_when_redirected(capsys: pytest.CaptureFixture[st
     print_metrics(metrics, title="checkpoints/epoch012-val_map0.4123.ckpt: val split")
     text = capsys.readouterr().out
     assert "…" not in text and "a_long_stage_name" in text and "0.1235" in text
+
+
+def test_the_kinds_table_has_a_row_per_kind_under_the_weighted_row_of_all_images() -> None:
+    metrics = {
+        "val/map": 0.5,
+        "val/map_tissue": 0.2,
+        "val/ap50_tissue": 0.3,
+        "val/iou_tissue": 0.6,
+        "val/images_tissue": 1.0,
+        "val/map_fluorescence": 0.6,
+        "val/ap50_fluorescence": 0.9,
+        "val/iou_fluorescence": 0.8,
+        "val/images_fluorescence": 3.0,
+    }
+    table = kinds_table(metrics, "val", "by kind")
+    assert table is not None
+    console = Console(file=io.StringIO(), force_terminal=False, width=120)
+    lines = printed(console, table).splitlines()
+    rows = [line.replace("│", " ").split() for line in lines if re.search(r"\([134]\)", line)]
+    assert [row[0] for row in rows] == ["all", "fluorescence", "tissue"]
+    # all: (3 * 0.6 + 0.2) / 4, (3 * 0.9 + 0.3) / 4, (3 * 0.8 + 0.6) / 4
+    assert rows[0][2:] == ["0.5000", "0.7500", "0.7500"]
+    assert rows[2][2:] == ["0.2000", "0.3000", "0.6000"]
+    assert kinds_table({"val/map": 0.5}, "val", "by kind") is None
+    assert kinds_table(metrics, "test", "by kind") is None

@@ -18,6 +18,7 @@ from nuclei.metrics.image_rows import (
     foreground_iou,
     gather_rows,
     interleave,
+    scores_by_kind,
 )
 from nuclei.runs.image_scores import IMAGE_SCORE_COLUMNS, image_scores_csv, write_image_scores
 
@@ -149,3 +150,27 @@ def test_csv_file_has_a_header_a_source_column_and_one_line_per_image(tmp_path: 
     assert [float(r["map"]) for r in read] == [row["map"] for row in rows]
     assert [int(r["width"]) for r in read] == [40, 24, 32, 20]
     assert not list(path.parent.glob(".*"))  # no temporary file left behind
+
+
+def test_scores_by_kind_averages_each_kinds_images_apart() -> None:
+    rows = [
+        {"id": "a", "kind": "fluorescence", "map": 0.8, "ap50": 1.0, "iou": 0.9},
+        {"id": "b", "kind": "fluorescence", "map": 0.4, "ap50": 0.5, "iou": 0.7},
+        {"id": "c", "kind": "tissue", "map": 0.1, "ap50": 0.2, "iou": 0.3},
+        {"id": "d", "kind": None, "map": 0.0, "ap50": 0.0, "iou": 0.0},
+    ]
+    got = scores_by_kind(rows, "val")
+    assert got == pytest.approx(
+        {
+            "val/map_fluorescence": 0.6,
+            "val/ap50_fluorescence": 0.75,
+            "val/iou_fluorescence": 0.8,
+            "val/images_fluorescence": 2.0,
+            "val/map_tissue": 0.1,
+            "val/ap50_tissue": 0.2,
+            "val/iou_tissue": 0.3,
+            "val/images_tissue": 1.0,
+        }
+    )
+    assert list(got)[:4] == [f"val/{n}_fluorescence" for n in ("map", "ap50", "iou", "images")]
+    assert scores_by_kind(rows[3:], "test") == {}
