@@ -26,8 +26,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from nuclei.cli.console import quiet_known_noise
 from nuclei.cli.overrides import Vocabulary, translate_command_line
-from nuclei.cli.quiet import quiet_known_noise
 from nuclei.cli.stops import stop_on_signals
 from nuclei.data.sources.io import ImageReadError
 from nuclei.data.sources.rle import RLEError
@@ -236,7 +236,8 @@ def run_app(app: App, hydra_main: Callable[[], Any]) -> None:
     """Run a Hydra app from the command line: older spellings rewritten, keys checked, freed
     memory kept for reuse (:func:`nuclei.runtime.keep_freed_memory`: CPU passes 1.9x faster),
     SIGTERM stopping it as Ctrl-C does (:func:`nuclei.cli.stops.stop_on_signals`: exit 143),
-    Lightning's advertisements and known deprecations silenced (:mod:`nuclei.cli.quiet`)."""
+    Lightning's advertisements and known deprecations silenced
+    (:func:`nuclei.cli.console.quiet_known_noise`)."""
     with stop_on_signals(app.name, report_error):
         keep_freed_memory()
         quiet_known_noise()

@@ -7,7 +7,7 @@ import warnings
 
 import pytest
 
-from nuclei.cli.quiet import quiet_known_noise
+from nuclei.cli.console import quiet_known_noise
 
 LIGHTNING_INFO = "lightning.pytorch.utilities.rank_zero"
 
