@@ -26,7 +26,7 @@ from nuclei.training.objective import register_objective
 #: Resolver name -> (module, function), imported on first use; use_cache as the module's own.
 _RESOLVERS = {
     "nuclei.target_channels": ("nuclei.data.targets", "target_channels", False),
-    "nuclei.if_resume": ("nuclei.runs.resume", "if_resume", False),
+    "nuclei.if_resume": ("nuclei.runs.run_folder", "if_resume", False),
     "nuclei.run_dir": ("nuclei.runs.run_dir", "_run_dir_resolver", False),
     "nuclei.config_subdir": ("nuclei.runs.run_dir", "_config_subdir_resolver", False),
     "nuclei.when_given": ("nuclei.runs.run_dir", "_when_given_resolver", False),

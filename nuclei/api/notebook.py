@@ -18,7 +18,7 @@ from hydra import initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-import nuclei.runs.resume  # noqa: F401  (registers the resolvers the run folders use)
+import nuclei.runs.run_folder  # noqa: F401  (registers the resolvers the run folders use)
 from nuclei.data.datamodule import NucleiDataModule
 from nuclei.inference.image_files import as_network_image
 from nuclei.inference.output_files import overlay_outlines

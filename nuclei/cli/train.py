@@ -19,9 +19,8 @@ from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.metrics_table import print_metrics
 from nuclei.runs.checkpoint import StoreRunConfig, read_checkpoint
 from nuclei.runs.provenance import write_run_info
-from nuclei.runs.resume import resume_config
 from nuclei.runs.run_dir import RunDir
-from nuclei.runs.run_folder import RunFolderError, check_job_folder
+from nuclei.runs.run_folder import RunFolderError, check_job_folder, resume_config
 from nuclei.training.config_checks import TrainingConfigError, check_training_config
 from nuclei.training.ddp_relaunch import ddp_launch_of_this_job
 from nuclei.training.objective import Objective

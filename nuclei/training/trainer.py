@@ -15,7 +15,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig
 
 from nuclei.files import atomic_path
-from nuclei.training.callbacks.random_state import RandomStateCheckpoint
+from nuclei.training.callbacks import RandomStateCheckpoint
 from nuclei.training.speed import SpeedOptions
 
 
@@ -57,8 +57,8 @@ def build_trainer(cfg: DictConfig, extra_callbacks: list[Callback]) -> L.Trainer
     )
 
 
-def best_checkpoint(trainer: L.Trainer) -> str | None:
-    """Path of the best checkpoint of a ModelCheckpoint that monitors a metric, if any."""
+def best_model_path(trainer: L.Trainer) -> str | None:
+    """The ``best_model_path`` of the trainer's ModelCheckpoint that monitors a metric, if any."""
     for callback in trainer.checkpoint_callbacks:
         if (
             isinstance(callback, ModelCheckpoint)
@@ -77,7 +77,7 @@ def score_best_checkpoint(
     The figures stay out of the training curves (no logger while scoring). Returns the
     metrics and the checkpoint's path (None: the last weights were scored).
     """
-    best = best_checkpoint(trainer)
+    best = best_model_path(trainer)
     loggers = trainer.loggers
     trainer.loggers = []
     results = trainer.validate(task, datamodule=datamodule, ckpt_path=best, verbose=False)

@@ -33,7 +33,7 @@ from nuclei.cli.predict import predict
 from nuclei.cli.train import train
 from nuclei.cli.tune import tune
 from nuclei.runs.checkpoint import CheckpointError, load_run, restore_task
-from nuclei.runs.resume import resume_config
+from nuclei.runs.run_folder import resume_config
 
 
 class Touch:

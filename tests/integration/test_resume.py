@@ -13,7 +13,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from nuclei.runs.resume import resume_config
+from nuclei.runs.run_folder import resume_config
 
 EPOCHS = 4
 

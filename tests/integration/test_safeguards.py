@@ -15,7 +15,7 @@ from omegaconf import open_dict
 from nuclei.cli.train import train
 from nuclei.files import atomic_write_text
 from nuclei.runs.run_folder import RunFolderError
-from nuclei.training.callbacks.safety import NonFiniteLossError
+from nuclei.training.callbacks import NonFiniteLossError
 from nuclei.training.trainer import AtomicCheckpointIO
 
 POISONED_STEP = 3

@@ -8,8 +8,11 @@ import torch
 
 from nuclei.models.unet import build_unet
 from nuclei.training import config_checks
-from nuclei.training.config_checks import TrainingConfigError, check_training_config
-from nuclei.training.step_memory import training_step_bytes
+from nuclei.training.config_checks import (
+    TrainingConfigError,
+    check_training_config,
+    training_step_bytes,
+)
 
 MiB = 2**20
 

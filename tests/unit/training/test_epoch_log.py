@@ -13,10 +13,10 @@ from support.training import quiet_cpu_trainer
 from torch.utils.data import DataLoader
 
 from nuclei.models.unet import build_unet
-from nuclei.training.callbacks.epoch_log import EpochLog, format_duration
+from nuclei.training.callbacks import EpochLog, format_duration
 from nuclei.training.task import SegmentationTask
 
-LOGGER = "nuclei.training.callbacks.epoch_log"
+LOGGER = "nuclei.training.callbacks"
 
 
 def squares_batch(seed: int) -> dict:
