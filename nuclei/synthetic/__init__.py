@@ -3,8 +3,8 @@
 - ``profiles``: generator profiles (``default``, ``shifted``): the imaging conditions, a config;
 - ``conditions``: one image's imaging conditions, drawn and scaled by the profile;
 - ``geometry``: nucleus shapes, placement, rasterisation into labels, cleaning;
-- ``noise``: random fields, blur, camera noise and illumination;
-- ``renderers``: the fluorescence, tissue and brightfield images;
+- ``renderers``: the fluorescence, tissue and brightfield images, and the random fields,
+  blur, camera noise and illumination they share;
 - ``render``: one sample's plan (id, family, size) and rendering;
 - ``cache``: PNG files, the worker pool, the cached sets and their folder names;
 - ``__main__``: ``python -m nuclei.synthetic OUT --n 670 --seed 0 [--profile shifted]``.

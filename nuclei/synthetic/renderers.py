@@ -3,7 +3,8 @@
 Each renderer takes the image's imaging conditions (``conditions``: microscope, camera, stain,
 already scaled by the profile) and draws the specimen's own variation (per-nucleus brightness,
 texture, noise) from ``rng`` after the geometry, in a fixed order: changing the order of the
-draws changes every image of a set.
+draws changes every image of a set. The random fields, blur, camera noise and illumination
+the renderers share come first.
 """
 
 from __future__ import annotations
@@ -15,9 +16,83 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 
-from nuclei.synthetic import noise
 from nuclei.synthetic.conditions import BrightfieldConditions, FluoConditions, TissueConditions
 from nuclei.synthetic.geometry import Nuclei
+
+
+def smooth_field(rng: np.random.Generator, h: int, w: int, scale: float) -> np.ndarray:
+    """Zero-mean, unit-std random field with correlation length ``scale`` px."""
+    gh, gw = int(np.ceil(h / scale)) + 3, int(np.ceil(w / scale)) + 3
+    grid = rng.standard_normal((gh, gw))
+
+    # Separable Gaussian interpolation of a coarse grid: far cheaper than zooming.
+    def weights(n: int, g: int) -> np.ndarray:
+        knots = (np.arange(g) - 1.0) * scale
+        wt = np.exp(-0.5 * ((np.arange(n)[:, None] - knots[None, :]) / (0.6 * scale)) ** 2)
+        return wt / wt.sum(axis=1, keepdims=True)
+
+    field = weights(h, gh) @ grid @ weights(w, gw).T
+    field -= field.mean()
+    return (field / (field.std() + 1e-8)).astype(np.float32)
+
+
+def fine_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """Unit-std white noise blurred by a Gaussian of ``sigma`` px (texture grain)."""
+    noise = ndi.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), sigma, truncate=3.0)
+    return noise / (noise.std() + 1e-8)
+
+
+def blur_wide(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur with a large sigma, computed on a subsampled grid for speed."""
+    f = max(1, int(sigma // 3))
+    if f == 1:
+        return ndi.gaussian_filter(img, sigma)
+    h, w = img.shape
+    small = ndi.gaussian_filter(img[::f, ::f], sigma / f)
+    up = np.repeat(np.repeat(small, f, axis=0), f, axis=1)[:h, :w]
+    return ndi.uniform_filter(up, f)  # box over the blocks = linear interpolation
+
+
+def random_spots(
+    rng: np.random.Generator, inside: np.ndarray, per_area: float, sigma: float
+) -> np.ndarray:
+    """Small Gaussian spots (chromocenters, nucleoli) at random pixels inside nuclei."""
+    idx = np.flatnonzero(inside)
+    out = np.zeros(inside.shape, np.float32)
+    if idx.size == 0:
+        return out
+    k = rng.poisson(per_area * idx.size)
+    if k == 0:
+        return out
+    pos = rng.choice(idx, size=k)
+    np.add.at(out.reshape(-1), pos, rng.uniform(0.4, 1.0, k).astype(np.float32))
+    out = ndi.gaussian_filter(out, sigma) * np.float32(2 * np.pi * sigma**2)
+    return out * inside
+
+
+def illumination(rng: np.random.Generator, h: int, w: int, strength: float) -> np.ndarray:
+    """Smooth multiplicative illumination field around 1 (uneven lighting), at least 0.3."""
+    field = smooth_field(rng, h, w, max(h, w) * rng.uniform(0.4, 0.9))
+    return np.clip(1.0 + strength * field, 0.3, None).astype(np.float32)
+
+
+def add_noise(
+    rng: np.random.Generator, gray: np.ndarray, gain: float, read: float, scale: float = 1.0
+) -> np.ndarray:
+    """Shot noise (Gaussian approximation, ``gain`` photons per gray level) plus read noise,
+    their standard deviation multiplied by ``scale``."""
+    std = np.float32(scale) * np.sqrt(gray / np.float32(gain) + np.float32(read**2))
+    return gray + std * rng.standard_normal(gray.shape, dtype=np.float32)
+
+
+def per_nucleus_map(labels: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Float32 map holding ``values[k - 1]`` on the pixels of label ``k`` and 0 elsewhere."""
+    return np.concatenate([[0.0], values]).astype(np.float32)[labels]
+
+
+def round_to_uint8(img: np.ndarray) -> np.ndarray:
+    """Round and clip to 0..255 as uint8 (no scaling: the renderers draw gray levels)."""
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
 @dataclass
@@ -56,27 +131,27 @@ def render_fluorescence(
     dim = rng.random(n) < rng.uniform(0.0, 0.2)
     bright[dim] *= rng.uniform(0.25, 0.5, int(dim.sum()))
     bright[nuc.mitotic] *= rng.uniform(2.5, 4.0, int(nuc.mitotic.sum()))
-    level = noise.per_nucleus_map(labels, bright)
+    level = per_nucleus_map(labels, bright)
 
     dome = rng.uniform(0.0, 0.5)
     tex_amp = rng.uniform(0.05, 0.4)
     tex_sigma = float(np.clip(r0 / 7.0, 0.7, 3.0))
-    texture = 1.0 + tex_amp * noise.fine_noise(rng, (h, w), tex_sigma)
-    spots = noise.spots(rng, inside, rng.uniform(0.0, 6.0) / (np.pi * r0**2), max(0.8, r0 / 9.0))
+    texture = 1.0 + tex_amp * fine_noise(rng, (h, w), tex_sigma)
+    spots = random_spots(rng, inside, rng.uniform(0.0, 6.0) / (np.pi * r0**2), max(0.8, r0 / 9.0))
     signal = level * ((1.0 - dome * d * d) * texture + rng.uniform(0.2, 0.8) * spots)
     signal = np.clip(signal, 0.0, None) * inside
 
     if rng.random() < 0.3:  # faint cytoplasmic autofluorescence around nuclei
-        signal += rng.uniform(0.02, 0.1) * noise.blur_wide(inside.astype(np.float32), 1.3 * r0)
+        signal += rng.uniform(0.02, 0.1) * blur_wide(inside.astype(np.float32), 1.3 * r0)
 
     signal = ndi.gaussian_filter(signal, cond.psf)
-    signal *= noise.illumination(rng, h, w, cond.illumination)
+    signal *= illumination(rng, h, w, cond.illumination)
     signal *= np.float32(cond.signal / max(float(signal[inside].mean()), 1e-6))
 
-    background = cond.background * (1.0 + 0.15 * noise.smooth_field(rng, h, w, 60.0))
+    background = cond.background * (1.0 + 0.15 * smooth_field(rng, h, w, 60.0))
     gray = np.clip(background + signal, 0.0, None)
-    gray = noise.add_noise(rng, gray, cond.gain, cond.read, cond.noise_scale)
-    return noise.to_uint8(gray)
+    gray = add_noise(rng, gray, cond.gain, cond.read, cond.noise_scale)
+    return round_to_uint8(gray)
 
 
 def _tissue_background(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,22 +166,22 @@ def _tissue_background(rng: np.random.Generator, h: int, w: int) -> tuple[np.nda
     )
     fib = ndi.rotate(fib, rng.uniform(0, 180), reshape=False, mode="reflect", order=1)
     fib /= fib.std() + 1e-8
-    mottle = noise.fine_noise(rng, (h, w), rng.uniform(1.5, 3.0))
+    mottle = fine_noise(rng, (h, w), rng.uniform(1.5, 3.0))
     eosin = rng.uniform(0.2, 0.7) * np.clip(
         1.0
         + rng.uniform(0.0, 0.3) * fib
         + 0.12 * mottle
-        + 0.3 * noise.smooth_field(rng, h, w, rng.uniform(25, 70)),
+        + 0.3 * smooth_field(rng, h, w, rng.uniform(25, 70)),
         0.05,
         None,
     )
     hema_bg = rng.uniform(0.05, 0.35) * np.clip(
-        1.0 + 0.25 * noise.fine_noise(rng, (h, w), 1.5) + 0.4 * noise.smooth_field(rng, h, w, 40.0),
+        1.0 + 0.25 * fine_noise(rng, (h, w), 1.5) + 0.4 * smooth_field(rng, h, w, 40.0),
         0.0,
         None,
     )
     if rng.random() < 0.6:
-        gaps = noise.smooth_field(rng, h, w, rng.uniform(20, 50))
+        gaps = smooth_field(rng, h, w, rng.uniform(20, 50))
         keep = 1.0 / (1.0 + np.exp(6.0 * (gaps - rng.uniform(0.6, 1.6))))
         eosin *= keep
         hema_bg *= 0.3 + 0.7 * keep
@@ -121,11 +196,11 @@ def render_tissue(rng: np.random.Generator, canvas: Canvas, cond: TissueConditio
 
     # Nuclei: dense hematoxylin with chromatin texture, darker rim (nuclear membrane).
     hema_n = cond.nucleus_density * np.exp(rng.normal(0.0, 0.2, n))
-    level = noise.per_nucleus_map(labels, hema_n)
+    level = per_nucleus_map(labels, hema_n)
     rim = np.exp(-(((1.0 - d) / 0.2) ** 2))
     base = rng.uniform(0.55, 0.95)
-    tex = noise.fine_noise(rng, (h, w), max(0.7, r0 / 6.0))
-    spots = noise.spots(rng, inside, rng.uniform(0.5, 2.0) / (np.pi * r0**2), 1.0)
+    tex = fine_noise(rng, (h, w), max(0.7, r0 / 6.0))
+    spots = random_spots(rng, inside, rng.uniform(0.5, 2.0) / (np.pi * r0**2), 1.0)
     hema_nuc = level * ((base + (1.0 - base) * rim) * (1.0 + rng.uniform(0.1, 0.3) * tex))
     hema_nuc += level * 0.4 * spots
     hema = hema_bg + np.clip(hema_nuc, 0.0, None) * inside
@@ -135,7 +210,7 @@ def render_tissue(rng: np.random.Generator, canvas: Canvas, cond: TissueConditio
     rgb = 255.0 * np.exp(-od) * cond.tint
     rgb = ndi.gaussian_filter(rgb, (cond.blur, cond.blur, 0.0))
     rgb += np.float32(cond.noise) * rng.standard_normal(rgb.shape, dtype=np.float32)
-    return noise.to_uint8(rgb)
+    return round_to_uint8(rgb)
 
 
 def render_brightfield(
@@ -147,18 +222,12 @@ def render_brightfield(
     insidef = inside.astype(np.float32)
 
     background = cond.background
-    texture = (
-        1.0
-        + 0.02 * noise.fine_noise(rng, (h, w), 2.0)
-        + 0.015 * noise.smooth_field(rng, h, w, 30.0)
-    )
+    texture = 1.0 + 0.02 * fine_noise(rng, (h, w), 2.0) + 0.015 * smooth_field(rng, h, w, 30.0)
     # Faint, irregular cytoplasm around the nuclei.
-    cells = noise.blur_wide(insidef, 1.5 * r0) * np.clip(
-        1.0 + 0.6 * noise.smooth_field(rng, h, w, r0), 0, None
-    )
+    cells = blur_wide(insidef, 1.5 * r0) * np.clip(1.0 + 0.6 * smooth_field(rng, h, w, r0), 0, None)
     dark = cond.absorption * np.exp(rng.normal(0.0, 0.25, n))
-    level = noise.per_nucleus_map(labels, np.clip(dark, 0.05, 0.9))
-    tex = noise.fine_noise(rng, (h, w), max(0.8, r0 / 6.0))
+    level = per_nucleus_map(labels, np.clip(dark, 0.05, 0.9))
+    tex = fine_noise(rng, (h, w), max(0.8, r0 / 6.0))
     absorb = level * (1.0 - 0.3 * d * d) * (1.0 + rng.uniform(0.1, 0.25) * tex)
     halo = ndi.gaussian_filter(insidef, rng.uniform(1.5, 3.5)) - insidef
     gray = background * (
@@ -166,9 +235,9 @@ def render_brightfield(
     )
     gray += cond.halo * background * halo
     gray = ndi.gaussian_filter(gray, cond.blur)
-    gray *= noise.illumination(rng, h, w, cond.illumination)
+    gray *= illumination(rng, h, w, cond.illumination)
     gray += np.float32(cond.noise) * rng.standard_normal((h, w), dtype=np.float32)
-    return noise.to_uint8(gray)
+    return round_to_uint8(gray)
 
 
 RENDERERS: dict[str, Renderer] = {
