@@ -33,12 +33,12 @@ test-slurm: $(STAMP) ## Start a single-node SLURM (scripts/ci/slurm_up.sh, as ro
 	$(BIN)/python -m pytest tests/integration/test_slurm.py $(ARGS)
 
 lint: $(STAMP) ## ruff lint and format check
-	$(BIN)/ruff check nuclei tests scripts
-	$(BIN)/ruff format --check nuclei tests scripts
+	$(BIN)/ruff check nuclei tests scripts benchmarks
+	$(BIN)/ruff format --check nuclei tests scripts benchmarks
 
 format: $(STAMP) ## Format the code with ruff
-	$(BIN)/ruff format nuclei tests scripts
-	$(BIN)/ruff check --fix nuclei tests scripts
+	$(BIN)/ruff format nuclei tests scripts benchmarks
+	$(BIN)/ruff check --fix nuclei tests scripts benchmarks
 
 gallery: $(STAMP) ## Redraw docs/synthetic_gallery.png
 	$(BIN)/python scripts/make_gallery.py
