@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,12 +21,13 @@ DECODE_ERRORS = (ImageReadError, SolutionError, RLEError)
 
 
 def read_sample(
-    files: SampleFiles, notes: list[str] | None = None
+    files: SampleFiles, notes: list[str] | None = None, guessed: list[Path] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Read one sample as (uint8 RGB image, int32 instance labels), both at native size.
 
-    A sample without masks is all background. Warnings (empty or overlapping masks, guessed
-    instances) are appended to ``notes`` when given.
+    A sample without masks is all background. Warnings (empty or overlapping masks) are
+    appended to ``notes`` when given; a binary merged mask whose several nuclei are only
+    connected components, to ``guessed`` (:func:`read_label_mask`).
     """
     image = read_image(files.image)
     shape = image.shape[:2]
@@ -41,7 +43,7 @@ def read_sample(
             )
         labels = solution_labels(rows, shape)
     elif files.merged_mask is not None:
-        labels = read_label_mask(files.merged_mask, notes)
+        labels = read_label_mask(files.merged_mask, notes, guessed)
         if labels.shape != shape:
             raise ImageReadError(
                 f"{files.merged_mask}: mask is {labels.shape[0]}x{labels.shape[1]} but its image "
@@ -76,6 +78,8 @@ class DecodedSamples:
     labels: list[np.ndarray] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Binary merged masks whose several nuclei were guessed as connected components.
+    guessed: list[Path] = field(default_factory=list)
 
     def select(self, ids: Sequence[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Images and labels of ``ids`` (each must have been decoded), in that order."""
@@ -98,11 +102,12 @@ def decode_samples(
     labels: list[np.ndarray | None] = [None] * len(samples)
     failed: dict[str, str] = {}
     notes: list[str] = []
+    guessed: list[Path] = []
 
     def load(index: int) -> None:
         files = samples[index]
         try:
-            image, label = read_sample(files, notes)
+            image, label = read_sample(files, notes, guessed)
         except DECODE_ERRORS as exc:
             failed[files.sample_id] = str(exc)
             return
@@ -116,7 +121,7 @@ def decode_samples(
         task = bar.add_task(description, total=len(samples))
         for _ in pool.map(load, range(len(samples))):
             bar.advance(task)
-    decoded = DecodedSamples(failed=failed, notes=sorted(notes))
+    decoded = DecodedSamples(failed=failed, notes=sorted(notes), guessed=sorted(guessed))
     for files, image, label in zip(samples, images, labels, strict=True):
         if image is not None:
             decoded.ids.append(files.sample_id)

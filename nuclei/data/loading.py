@@ -86,20 +86,20 @@ def locate_test_split(data_root: Path, source: SourceConfig) -> tuple[Path, Path
     return found[0], labels or found[1]
 
 
-def check_instances(source: DataSource, target: str) -> None:
-    """Refuse an instance target (border, distance) on merged masks, which lack instances."""
-    if target not in INSTANCE_TARGETS:
+def check_instances(decoded: DecodedSamples, base: Path, target: str) -> None:
+    """Refuse an instance target (border, distance) on binary merged masks of several nuclei,
+    whose instances are only connected components (label images and one mask per nucleus
+    give them exactly)."""
+    if target not in INSTANCE_TARGETS or not decoded.guessed:
         return
-    merged = [s.sample_id for s in source.samples if not s.has_instances]
-    if merged:
-        raise LayoutError(
-            f"data.target.kind={target} needs the instance masks of each nucleus, but "
-            f"{source.base} ({source.layout} layout) has one merged mask per image for "
-            f"{len(merged)} sample(s) (e.g. {some(merged)}): instances there are only "
-            "connected components, so touching nuclei are already merged and have no "
-            "border between them to learn. Use data in the Kaggle layout (one mask per "
-            "nucleus) or stage1_test with its solution CSV, or data.target.kind=binary."
-        )
+    raise LayoutError(
+        f"data.target.kind={target} needs each nucleus apart, but {len(decoded.guessed)} "
+        f"mask(s) in {base} are binary (one value for all their nuclei), e.g. "
+        f"{decoded.guessed[0]}: touching nuclei there are one connected component, with no "
+        "border between them to learn. Give label images (one integer per nucleus), one mask "
+        "file per nucleus (Kaggle layout) or stage1_test with its solution CSV; or use "
+        "data.target.kind=binary."
+    )
 
 
 def _note_source(source: DataSource, report: SplitReport) -> None:
@@ -212,6 +212,7 @@ class FolderLoader:
             for note in decoded.notes:
                 warn(report, f"  {note}")
         _check_labels(decoded, source, report)
+        check_instances(decoded, source.base, self.data.target.kind)
         if not decoded.ids:
             raise DataValidationError(str(source.base), ["no usable sample is left"])
         return decoded, dropped
@@ -229,7 +230,6 @@ class FolderLoader:
         (seed ``augmentation.seed + rank``). Without ``with_train``, a pinned split (a file)
         decodes its validation images only and has no training dataset (``train`` None)."""
         source = scan_folder(root, self.source.layout, split="train")
-        check_instances(source, self.data.target.kind)
         report = SplitReport("train/val", str(root), source.layout)
         self.reports["train/val"] = report
         available = {s.sample_id for s in source.samples} | set(source.bad)
@@ -283,7 +283,6 @@ class FolderLoader:
         source = scan_folder(root, "auto", split="test")
         if labels is not None:
             source = attach_solution(source, labels)
-        check_instances(source, self.data.target.kind)
         report = SplitReport("test", str(root), source.layout, str(labels) if labels else None)
         self.reports["test"] = report
         wanted = sorted({s.sample_id for s in source.samples} | set(source.bad))

@@ -172,11 +172,15 @@ def mask_to_labels(mask: np.ndarray, lossy: bool = False) -> tuple[np.ndarray, b
     return compact.astype(np.int32), False
 
 
-def read_label_mask(path: str | Path, notes: list[str] | None = None) -> np.ndarray:
+def read_label_mask(
+    path: str | Path, notes: list[str] | None = None, guessed: list[Path] | None = None
+) -> np.ndarray:
     """Read a merged mask (one file per image) as an int32 instance label image.
 
-    Appends to ``notes`` when a binary mask's instances had to be guessed from connected
-    components, and when a label image looks like an interpolated binary mask.
+    A label image (several non-zero values) gives its nuclei exactly. A binary mask's
+    instances are guessed from its connected components: when it has more than one, its
+    path is appended to ``guessed`` (touching nuclei there are one). Appends to ``notes``
+    when a label image looks like an interpolated binary mask.
     """
     path = Path(path)
     mask = read_mask(path)
@@ -184,6 +188,8 @@ def read_label_mask(path: str | Path, notes: list[str] | None = None) -> np.ndar
         labels, binary = mask_to_labels(mask, lossy=path.suffix.lower() in LOSSY_SUFFIXES)
     except ValueError as exc:
         raise ImageReadError(f"{path}: {exc}") from exc
+    if guessed is not None and binary and labels.max() > 1:
+        guessed.append(path)
     if notes is not None and not binary:
         areas = np.bincount(labels.ravel())[1:]
         if areas.size >= 10 and np.median(areas) < 4:

@@ -99,7 +99,7 @@ def test_binary_dataset_has_no_target_key() -> None:
     assert "target" not in sample
 
 
-def test_flat_layout_refuses_an_instance_target(tmp_path: Path) -> None:
+def test_flat_binary_masks_refuse_an_instance_target(tmp_path: Path) -> None:
     root = write_flat(tmp_path / "flat" / "train", labelled_set("f", 4)).parent
     source, size = SourceConfig(root=str(root)), SizeConfig(image_size=32)
     NucleiDataModule(source, size, target=TargetConfig(kind="binary")).setup("fit")  # fine
@@ -107,11 +107,32 @@ def test_flat_layout_refuses_an_instance_target(tmp_path: Path) -> None:
     with pytest.raises(LayoutError) as caught:
         datamodule.setup("fit")
     message = str(caught.value)
-    assert "data.target.kind=border" in message and "flat layout" in message
-    assert str(root / "train") in message and "connected components" in message
-    assert "Kaggle layout" in message
+    assert "data.target.kind=border" in message and "4 mask(s)" in message
+    assert str(root / "train" / "masks" / "f0.png") in message
+    assert "connected component" in message and "label images" in message
     with pytest.raises(ValueError, match=r"data.target.kind must be one of .*'contours'"):
         NucleiDataModule(source, target={"kind": "contours"})
+
+
+def test_flat_label_images_train_an_instance_target_with_their_exact_nuclei(
+    tmp_path: Path,
+) -> None:
+    truth = labelled_set("f", 4)
+    for labels in truth.values():  # two nuclei that touch: one connected component
+        labels[2:6, 2:5], labels[2:6, 5:8] = 90, 91
+    root = write_flat(tmp_path / "flat" / "train", truth, label_masks=True).parent
+    source = SourceConfig(root=str(root))
+    datamodule = NucleiDataModule(
+        source, SizeConfig(mode="crop", crop_size=32), target=TargetConfig(kind="border")
+    )
+    datamodule.setup("fit")
+    dataset = datamodule.val_dataset
+    for k, sample_id in enumerate(datamodule.val_ids):
+        labels = dataset[k]["labels"].numpy()
+        expected = truth[sample_id]
+        assert len(np.unique(labels)) == len(np.unique(expected))  # every nucleus kept apart
+        target = dataset[k]["target"].numpy()
+        assert target[1][2:6, 4:6].any()  # the border between the touching pair is learnt
 
 
 @pytest.mark.parametrize("model", ["unet", "smp_unet"])
