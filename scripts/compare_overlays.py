@@ -24,7 +24,7 @@ from nuclei.instances.postprocess import instances_from_maps
 from nuclei.instances.tuning import validation_maps
 from nuclei.metrics.dsb import image_scores
 from nuclei.runs.checkpoint import load_run, postprocess_of, restore_task
-from nuclei.runs.run_data import build_datamodule, run_data_config
+from nuclei.runs.run_data import build_run_datamodule, run_data_config
 
 CAPTION = 44
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     panels_data = []
     for ckpt in (args.first, args.second):
         run = load_run(ckpt)
-        datamodule = build_datamodule(run_data_config(run))
+        datamodule = build_run_datamodule(run_data_config(run))
         maps, labels = validation_maps(restore_task(run), datamodule)
         panels_data.append((run, datamodule, maps, labels))
     ids = panels_data[0][1].val_ids

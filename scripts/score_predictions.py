@@ -26,10 +26,9 @@ import tifffile
 from nuclei.data.decode import read_sample
 from nuclei.data.kinds import image_kind
 from nuclei.data.sources.layouts import SampleFiles, scan_folder
-from nuclei.metrics.image_rows import KIND_SCORES
+from nuclei.metrics.image_rows import KIND_SCORES, write_image_scores
 from nuclei.metrics.intervals import bootstrap_interval
 from nuclei.metrics.label_images import score_label_images
-from nuclei.runs.image_scores import write_image_scores
 
 
 def interval(rows: Sequence[Mapping[str, Any]]) -> list[float]:

@@ -27,16 +27,15 @@ from nuclei.cli.overrides import Vocabulary
 from nuclei.inference.averaging import TTA_MODES, TestTimeAugmented
 from nuclei.inference.probabilities import trainer_device
 from nuclei.instances.postprocess import PostprocessConfig
-from nuclei.metrics.image_rows import scores_by_kind
+from nuclei.metrics.image_rows import scores_by_kind, write_image_scores
 from nuclei.metrics.intervals import bootstrap_interval
 from nuclei.runs.checkpoint import Run
 from nuclei.runs.cross_validation import CrossValidationError
-from nuclei.runs.image_scores import write_image_scores
 from nuclei.runs.inherit import given_values
 from nuclei.runs.members import ensemble_task, load_members
-from nuclei.runs.run_data import build_datamodule, run_data_config
+from nuclei.runs.run_data import build_run_datamodule, run_data_config
 from nuclei.runs.run_dir import RunDir
-from nuclei.training.callbacks.image_scores import ImageScores
+from nuclei.training.callbacks import ImageScores
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +161,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     tta = str(cfg.get("tta") or "none")
     task = scoring_task(runs, postprocess, tta)
     data_cfg = run_data_config(run, cfg.get("data"), cfg.get("batch_size"))
-    datamodule = build_datamodule(data_cfg)
+    datamodule = build_run_datamodule(data_cfg)
     if cfg.split == "test" and not provides_test_loader(datamodule):
         raise EvaluationError(
             f"{type(datamodule).__name__} has no test split in this version; "

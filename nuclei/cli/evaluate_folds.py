@@ -20,8 +20,8 @@ from rich.table import Table
 from nuclei.cli.console import print_table
 from nuclei.cli.eval_settings import postprocess_source, run_postprocessing
 from nuclei.instances.map_scores import MapScores, postprocess_maps
+from nuclei.metrics.image_rows import write_image_scores
 from nuclei.runs.cross_validation import CrossValidation, cross_validations, out_of_fold_predictions
-from nuclei.runs.image_scores import write_image_scores
 from nuclei.runs.run_dir import RunDir
 
 log = logging.getLogger(__name__)

@@ -45,7 +45,7 @@ from nuclei.runs.cross_validation import (
     out_of_fold_predictions,
 )
 from nuclei.runs.inherit import given_values
-from nuclei.runs.run_data import build_datamodule, run_data_config
+from nuclei.runs.run_data import build_run_datamodule, run_data_config
 
 APP = App(
     name="nuclei-tune",
@@ -116,7 +116,7 @@ def tune(cfg: DictConfig) -> dict[str, Any]:
     run = load_run(cfg.ckpt_path, trust=cfg.trust_checkpoint)
     data_cfg = run_data_config(run, eval_batch_size=cfg.get("batch_size"))
     net = OnDevice(restore_task(run), resolve_device(str(cfg.device)))
-    maps, labels = validation_maps(net, build_datamodule(data_cfg), progress=cfg.progress_bar)
+    maps, labels = validation_maps(net, build_run_datamodule(data_cfg), progress=cfg.progress_bar)
     base, rows = search_and_report(cfg, maps, labels, run, "validation images")
     elapsed = time.perf_counter() - started
     record = tuned_record(run.checkpoint_path, run.target, base, rows, len(maps), elapsed)

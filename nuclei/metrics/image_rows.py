@@ -7,20 +7,27 @@ competition score), ``ap50``, ``ap75`` (its ``TP / (TP + FP + FN)`` at 0.5 and 0
 ``iou``, the foreground IoU of the predicted instances against the true ones (1.0 when both
 are empty). The mean of the rows' ``map`` is the data set's ``map``.
 
-Rows may also say the image's ``kind`` (fluorescence, tissue, brightfield: see
-:mod:`nuclei.data.kinds`); :func:`scores_by_kind` summarises each kind beside the pooled figure.
+Rows may also say where the image comes from (``source``) and its ``kind`` (fluorescence,
+tissue, brightfield: see :mod:`nuclei.data.kinds`); :func:`scores_by_kind` summarises each
+kind beside the pooled figure, and :func:`write_image_scores` writes the rows as a CSV file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain, zip_longest
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch.distributed as dist
 
-#: The columns of a per-image row, in order (``source`` is added by who knows the data).
+from nuclei.files import atomic_write_text
+
+#: The columns of a per-image row, in order (``source`` and ``kind`` are added by who knows
+#: the data).
 IMAGE_ROW_COLUMNS = (
     "id",
     "height",
@@ -119,3 +126,31 @@ def gather_rows(rows: list[dict[str, Any]], group: Any = None) -> list[dict[str,
     parts: list[list[dict[str, Any]] | None] = [None] * world
     dist.all_gather_object(parts, rows, group=group)
     return interleave([part or [] for part in parts])
+
+
+#: The columns of a per-image scores file: the image, where it comes from, its kind, then its
+#: scores.
+IMAGE_SCORE_COLUMNS = (IMAGE_ROW_COLUMNS[0], "source", "kind", *IMAGE_ROW_COLUMNS[1:])
+
+
+def image_scores_csv(rows: Iterable[Mapping[str, Any]], leading: Sequence[str] = ()) -> str:
+    """``rows`` as CSV text with a header: the ``leading`` columns (e.g. ``fold``), then
+    :data:`IMAGE_SCORE_COLUMNS`, empty where unknown."""
+    text = io.StringIO()
+    writer = csv.DictWriter(
+        text,
+        fieldnames=(*leading, *IMAGE_SCORE_COLUMNS),
+        restval="",
+        extrasaction="ignore",
+        lineterminator="\n",
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
+
+
+def write_image_scores(
+    path: Path, rows: Iterable[Mapping[str, Any]], leading: Sequence[str] = ()
+) -> Path:
+    """Write per-image rows to ``path`` atomically, after the ``leading`` columns."""
+    return atomic_write_text(path, image_scores_csv(rows, leading))

@@ -18,7 +18,7 @@ from nuclei.inference.probabilities import OnDevice, resolve_device
 from nuclei.instances.tuning import PredictedSplit, predict_split
 from nuclei.runs.checkpoint import Run, load_run, restore_task
 from nuclei.runs.members import best_checkpoint
-from nuclei.runs.run_data import build_datamodule, run_data_config
+from nuclei.runs.run_data import build_run_datamodule, run_data_config
 from nuclei.runs.run_dir import RunDir
 
 #: The override that differs between the runs of one cross-validation.
@@ -159,7 +159,7 @@ def out_of_fold_predictions(
         net = OnDevice(
             TestTimeAugmented(task, tta) if tta != "none" else task, resolve_device(device)
         )
-        predicted = predict_split(net, build_datamodule(data_cfg), progress)
+        predicted = predict_split(net, build_run_datamodule(data_cfg), progress)
         if sorted(predicted.ids) != sorted(fold_run.val_ids):
             raise CrossValidationError(
                 f"{fold_run.run_dir.path}: predicted {len(predicted)} images, but its "

@@ -49,7 +49,7 @@ def run_data_config(
     return data
 
 
-def build_datamodule(data_cfg: DictConfig) -> L.LightningDataModule:
+def build_run_datamodule(data_cfg: DictConfig) -> L.LightningDataModule:
     """Instantiate the data module, with a clear error when the config does not fit it."""
     try:
         return instantiate(data_cfg)

@@ -15,7 +15,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig
 
 from nuclei.files import atomic_path
-from nuclei.training.callbacks import RandomStateCheckpoint
+from nuclei.metrics.image_rows import scores_by_kind
+from nuclei.training.callbacks import ImageScores, RandomStateCheckpoint
 from nuclei.training.speed import SpeedOptions
 
 
@@ -74,17 +75,27 @@ def score_best_checkpoint(
 ) -> tuple[dict[str, float], str | None]:
     """Validate (and test, where there is a test split) the best checkpoint after ``fit``.
 
-    The figures stay out of the training curves (no logger while scoring). Returns the
-    metrics and the checkpoint's path (None: the last weights were scored).
+    The figures stay out of the training curves (no logger while scoring). Beside the pooled
+    metrics come each image kind's (``val/map_tissue``...: see
+    :func:`nuclei.metrics.image_rows.scores_by_kind`) where the instance metric scored the
+    images. Returns the metrics and the checkpoint's path (None: the last weights were scored).
     """
     best = best_model_path(trainer)
     loggers = trainer.loggers
     trainer.loggers = []
-    results = trainer.validate(task, datamodule=datamodule, ckpt_path=best, verbose=False)
-    if datamodule.has_test_split:
-        tested = trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False)
-        results[0].update(tested[0])
-    trainer.loggers = loggers
+    scores = ImageScores()
+    trainer.callbacks.append(scores)
+    try:
+        results = trainer.validate(task, datamodule=datamodule, ckpt_path=best, verbose=False)
+        results[0].update(scores_by_kind(scores.rows, "val"))
+        if datamodule.has_test_split:
+            scores.rows = []
+            tested = trainer.test(task, datamodule=datamodule, ckpt_path=best, verbose=False)
+            results[0].update(tested[0])
+            results[0].update(scores_by_kind(scores.rows, "test"))
+    finally:
+        trainer.callbacks.remove(scores)
+        trainer.loggers = loggers
     return {key: float(value) for key, value in results[0].items()}, best
 
 

@@ -63,6 +63,14 @@ def test_eval_with_only_the_checkpoint_reproduces_the_final_val_metrics(
     assert sorted(row["id"] for row in images) == sorted(split_ids(trained_run)["val"])
     mean_map = sum(float(row["map"]) for row in images) / len(images)
     assert mean_map == pytest.approx(record["val/map"], abs=1e-6)
+    # each row's image kind; each kind's map is the mean of its rows, with its own interval
+    kinds = {row["kind"] for row in images}
+    assert kinds and kinds <= {"fluorescence", "tissue", "brightfield"}
+    for kind in kinds:
+        maps = [float(row["map"]) for row in images if row["kind"] == kind]
+        assert record[f"val/map_{kind}"] == pytest.approx(sum(maps) / len(maps), abs=1e-6)
+        assert record[f"val/images_{kind}"] == len(maps)
+    assert set(record["map_interval_by_kind"]) == kinds
     assert (
         ckpt.with_name(f"{ckpt.stem}.val.images.csv").read_text()
         == (tmp_path / "eval" / "eval_images.csv").read_text()

@@ -4,6 +4,7 @@ import json
 from functools import partial
 from pathlib import Path
 
+import pytest
 import torch
 from support.datamodules import flat_datamodule
 from support.samples import labelled_set, write_flat, write_kaggle, write_solution
@@ -32,6 +33,11 @@ def test_short_run_writes_metrics_checkpoints_split_and_events(train_config) -> 
         assert metrics[key] >= 0.0 and (key == "val/loss" or metrics[key] <= 1.0)
     assert metrics["val/iou"] == summary["val/iou"]
     assert metrics["epochs"] == 2
+    # each image kind's map beside the pooled one: their image-weighted mean is the pooled map
+    kinds = [k.removeprefix("val/images_") for k in metrics if k.startswith("val/images_")]
+    assert kinds and sum(metrics[f"val/images_{k}"] for k in kinds) == 2
+    weighted = sum(metrics[f"val/images_{k}"] * metrics[f"val/map_{k}"] for k in kinds) / 2
+    assert weighted == pytest.approx(metrics["val/map"])
 
     checkpoints = {p.name for p in (run_dir / "checkpoints").glob("*.ckpt")}
     assert "last.ckpt" in checkpoints and len(checkpoints) == 2

@@ -15,12 +15,14 @@ import torch.multiprocessing as mp
 from nuclei.metrics.dsb import DSBInstanceMetric, image_scores
 from nuclei.metrics.image_rows import (
     IMAGE_ROW_COLUMNS,
+    IMAGE_SCORE_COLUMNS,
     foreground_iou,
     gather_rows,
+    image_scores_csv,
     interleave,
     scores_by_kind,
+    write_image_scores,
 )
-from nuclei.runs.image_scores import IMAGE_SCORE_COLUMNS, image_scores_csv, write_image_scores
 
 
 def squares(shape: tuple[int, int], boxes: list[tuple[int, int, int]]) -> np.ndarray:

@@ -18,7 +18,7 @@ from nuclei.metrics.dsb import image_scores
 from nuclei.models.unet import build_unet
 from nuclei.synthetic import image_id
 from nuclei.synthetic.cache import write_dataset
-from nuclei.training.callbacks.image_scores import ImageScores, image_sources, synthetic_families
+from nuclei.training.callbacks import ImageScores, image_sources, synthetic_families
 from nuclei.training.task import SegmentationTask
 
 
@@ -64,7 +64,7 @@ def test_validate_and_test_keep_one_row_per_image_equal_to_its_scores() -> None:
             want["n_pred"],
             want["n_merged"],
         )
-        assert row["source"] is None  # loaders without a data module: unknown
+        assert row["source"] is None and row["kind"] is None  # no data module: unknown
     assert np.mean([row["map"] for row in scores.rows]) == pytest.approx(metrics["val/map"])
     assert not task.val_instance_metric.record_images  # off again after the epoch
 
@@ -83,6 +83,11 @@ def test_rows_of_a_data_module_name_the_folder_they_came_from(synthetic_root: Pa
     )
     assert sorted(row["id"] for row in scores.rows) == sorted(datamodule.val_ids)
     assert {row["source"] for row in scores.rows} == {"stage1_train"}
+    # each row says its image's kind, as the data module classified it
+    assert {row["id"]: row["kind"] for row in scores.rows} == {
+        i: datamodule.image_kinds[i] for i in datamodule.val_ids
+    }
+    assert set(datamodule.image_kinds.values()) <= {"fluorescence", "tissue", "brightfield"}
     # Rows are scored at each image's own size, not at the 64 px the network saw.
     native_labels = datamodule.val_dataset.native_labels
     native = {i: lab.shape for i, lab in zip(datamodule.val_ids, native_labels, strict=True)}

@@ -21,8 +21,11 @@
 - Prediction grid: :class:`PredictionGrid` logs validation images, their truth and the
   predictions (input, truth, prediction per row) as a TensorBoard image grid.
 
-The per-image scores of a validation or test epoch are kept by
-:class:`nuclei.training.callbacks.image_scores.ImageScores`.
+- Image scores: :class:`ImageScores` keeps the per-image DSB scores of a validation or test
+  epoch (the task's instance metric's rows, gathered from every process, each image once)
+  with where each image comes from (``source``: the synthetic family, else the folder the
+  split was read from) and its ``kind`` (fluorescence, tissue, brightfield), for a table of
+  where a model fails. Nothing is computed twice: the metric scores the images anyway.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
 from torchvision.utils import make_grid
+
+from nuclei.data.loading import locate_test_split
+from nuclei.metrics.dsb import DSBInstanceMetric
+from nuclei.synthetic import image_id, plan_sample
 
 log = logging.getLogger(__name__)
 
@@ -346,3 +353,85 @@ class PredictionGrid(Callback):
         grid = make_grid(torch.stack(tiles).float().cpu(), nrow=3, padding=2, pad_value=1.0)
         for logger in loggers:
             logger.experiment.add_image(GRID_TAG, grid, trainer.global_step)
+
+
+def synthetic_families(n_images: int, seed: int) -> dict[str, str]:
+    """Image id -> family of the synthetic set of ``n_images`` drawn from ``seed`` (cheap)."""
+    return {image_id(seed, k): plan_sample(seed, k).family for k in range(n_images)}
+
+
+def split_folder(datamodule: Any, stage: str) -> str | None:
+    """The name of the folder a split of a NucleiDataModule was read from, if known."""
+    data_root = getattr(datamodule, "data_root", None)
+    if not isinstance(data_root, Path):
+        return None
+    if stage == "test":
+        test = locate_test_split(data_root, datamodule.source)
+        return test[0].name if test else None
+    return data_root.name
+
+
+def image_sources(datamodule: Any, stage: str) -> tuple[dict[str, str], str | None]:
+    """Where the images of a split come from: (id -> synthetic family, folder name)."""
+    source = getattr(datamodule, "source", None)
+    if source is not None and getattr(source, "root", "") is None:
+        return synthetic_families(source.synthetic_images, source.synthetic_seed), None
+    return {}, split_folder(datamodule, stage)
+
+
+class ImageScores(Callback):
+    """Keeps the per-image rows of the task's ``val_``/``test_instance_metric`` (``rows``)."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    @staticmethod
+    def rows_of(trainer: L.Trainer) -> list[dict[str, Any]]:
+        """The rows kept by ``trainer``'s :class:`ImageScores` callback ([] without one)."""
+        kept = [c.rows for c in trainer.callbacks if isinstance(c, ImageScores)]
+        return kept[0] if kept else []
+
+    @staticmethod
+    def _metric(module: L.LightningModule, stage: str) -> DSBInstanceMetric | None:
+        metric = getattr(module, f"{stage}_instance_metric", None)
+        return metric if isinstance(metric, DSBInstanceMetric) else None
+
+    def _start(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        metric = self._metric(module, stage)
+        if metric is not None and not trainer.sanity_checking:
+            metric.record_images = True
+            metric.image_rows = []
+
+    def _end(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        metric = self._metric(module, stage)
+        if metric is None or not metric.record_images:
+            return
+        metric.record_images = False
+        rows = metric.take_image_rows()  # every process calls it: a collective under DDP
+        if rows:
+            families, folder = image_sources(trainer.datamodule, stage)
+            kinds = getattr(trainer.datamodule, "image_kinds", {})
+            self.rows = [
+                {
+                    **row,
+                    "source": families.get(row["id"], folder),
+                    "kind": families.get(row["id"]) or kinds.get(row["id"]),
+                }
+                for row in rows
+            ]
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Start keeping the validation metric's per-image rows."""
+        self._start(trainer, pl_module, "val")
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Take the validation epoch's rows (if it scored images)."""
+        self._end(trainer, pl_module, "val")
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Start keeping the test metric's per-image rows."""
+        self._start(trainer, pl_module, "test")
+
+    def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Take the test epoch's rows."""
+        self._end(trainer, pl_module, "test")
