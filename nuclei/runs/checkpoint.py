@@ -277,7 +277,7 @@ MOVED_TARGETS = {
         ("prediction_grid", "PredictionGrid"),
         ("epoch_log", "EpochLog"),
     )
-}
+} | {"nuclei.runs.atomic.AtomicCheckpointIO": "nuclei.training.trainer.AtomicCheckpointIO"}
 
 
 def with_moved_targets(node: Any) -> Any:

@@ -25,9 +25,11 @@ def test_a_stored_configuration_naming_former_targets_loads_with_the_current_one
                 },
                 "epoch_log": {"_target_": "nuclei.training.callbacks.epoch_log.EpochLog"},
             },
+            "trainer": {"plugins": [{"_target_": "nuclei.runs.atomic.AtomicCheckpointIO"}]},
         }
     )
     cfg = checked_run_config(stored, Path("run/checkpoints/last.ckpt"))
     assert cfg.callbacks.on_exception._target_ == "nuclei.training.callbacks.CheckpointOnException"
     assert cfg.callbacks.on_exception.path == "checkpoints/on_exception.ckpt"
     assert cfg.callbacks.epoch_log._target_ == "nuclei.training.callbacks.EpochLog"
+    assert cfg.trainer.plugins[0]._target_ == "nuclei.training.trainer.AtomicCheckpointIO"
