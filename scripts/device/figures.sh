@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# There: issue 15's GPU figures in one call of the device tool, from the repository root:
-#   run(command="bash scripts/device/figures.sh", carry=[".whl", ".device"], timeout_s=600)
+# On a GPU machine: the GPU speed figures in one call, from the repository root:
+#   bash scripts/device/figures.sh   (with .whl/ and .device/ copied beside it)
 # after, here, `bash scripts/device/wheels.sh` (the wheels the GPU image lacks, into .whl/)
 # and, for realistic finishing, a trained checkpoint copied to .device/checkpoint.ckpt.
 # It installs those wheels and nuclei (no downloads) into the image's Python, then writes
@@ -44,7 +44,7 @@ fi
 checkpoint=()
 [ -f .device/checkpoint.ckpt ] && checkpoint=(--ckpt .device/checkpoint.ckpt)
 
-# The prediction figures first (issue 15's target: the whole pipeline >= 0.8x
+# The prediction figures first (the target: the whole pipeline >= 0.8x
 # min(network, postprocessing)); each measurement of the training benchmark has its own
 # limit, so that a slow compilation costs its own figure only.
 status=0

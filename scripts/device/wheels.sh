@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Here (where pip reaches PyPI): download into .whl/ the wheels of the packages nuclei needs
-# that the GPU machine's image lacks (its package list: the device tool's KINDS.md), in the
-# versions of this checkout's .venv, for that machine's Python 3.12 on x86-64 Linux.
-# Then: the device tool's `run` with carry [".whl", ".device"] and scripts/device/figures.sh.
+# that an offline GPU machine's image lacks, in the versions of this checkout's .venv, for that
+# machine's Python 3.12 on x86-64 Linux. Then copy the repository there with .whl/ and .device/
+# and run scripts/device/figures.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-.venv/bin/python}

@@ -1,4 +1,5 @@
-"""scripts/device/figures.sh, the one call a session lent a GPU makes, runs its steps end to end
+"""scripts/device/figures.sh, the one call that measures the GPU figures on a GPU machine,
+runs its steps end to end
 (here small and on the CPU, without installing: FIGURES_QUICK, FIGURES_DEVICE=cpu, NO_INSTALL)."""
 
 import json
