@@ -110,10 +110,17 @@ def map_interval(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) ->
     }
 
 
-def kind_intervals(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """:func:`map_interval` over each image kind's rows (rows without a ``kind`` left out)."""
-    kinds = sorted({str(row["kind"]) for row in rows if row.get("kind")})
-    return {kind: map_interval([row for row in rows if row.get("kind") == kind]) for kind in kinds}
+def kind_intervals(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """:func:`map_interval` over each image kind's rows (rows without a ``kind`` left out);
+    None for a kind of one image, which has no interval."""
+    by_kind: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        if row.get("kind"):
+            by_kind.setdefault(str(row["kind"]), []).append(row)
+    return {
+        kind: map_interval(kept) if len(kept) > 1 else None
+        for kind, kept in sorted(by_kind.items())
+    }
 
 
 def checkpoint_spec(cfg: DictConfig) -> str | list[str]:

@@ -8,8 +8,11 @@ this repository (CI has them there). Without them these tests skip, saying where
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -153,3 +156,42 @@ def test_real_label_images_in_the_flat_layout_train_the_border_target(tmp_path: 
     ):  # each real nucleus read back as its own label, touching ones included
         np.testing.assert_array_equal(labels > 0, truth[sample_id] > 0)
         assert len(np.unique(labels)) == len(np.unique(truth[sample_id]))
+
+
+def test_the_gpu_recipe_script_trains_and_scores_per_kind(tmp_path: Path) -> None:
+    """scripts/device/real_recipe.sh, run small on the CPU: a run folder and an evaluation
+    whose record and per-image CSV carry the image kinds."""
+    out = tmp_path / "out"
+    subset = REPOSITORY / "tests" / "data" / "real_subset_split.json"
+    environment = {
+        **os.environ,
+        "OUT": str(out),
+        "PYTHON": sys.executable,
+        "NUCLEI_DSB2018": str(REAL_ROOT),
+        "REAL_RECIPE_DEVICE": "cpu",
+    }
+    overrides = [
+        f"data.split.file={subset}",
+        "trainer.max_epochs=1",
+        "model.base_channels=8",
+        "model.depth=3",
+        "data.size.crop_size=64",
+        "data.source.decode_workers=1",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+    ]
+    done = subprocess.run(
+        ["bash", str(REPOSITORY / "scripts" / "device" / "real_recipe.sh"), *overrides],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = json.loads((out / "eval" / "eval_metrics.json").read_text())
+    assert record["n_images"] == 12 and record["target"] == "border"
+    assert record["val/images_fluorescence"] == 8 and record["val/images_tissue"] == 4
+    with (out / "eval" / "eval_images.csv").open() as handle:
+        kinds = Counter(row["kind"] for row in csv.DictReader(handle))
+    assert kinds == {"fluorescence": 8, "tissue": 4}
+    assert (out / "recipe.log").read_text().count("map") > 0
