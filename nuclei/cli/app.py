@@ -1,7 +1,7 @@
-"""What every command shares: its older spellings, a check of the keys given, one way to fail.
+"""What every command shares: its own spellings, a check of the keys given, one way to fail.
 
 Each ``nuclei-*`` command is a Hydra app described by an :class:`App`. :func:`run_app`
-rewrites older spellings (:mod:`nuclei.cli.overrides`), composes the configuration once
+rewrites its own spellings (:mod:`nuclei.cli.overrides`), composes the configuration once
 to catch a mistyped key before Hydra's runner prints a traceback ("did you mean
 'data.size.image_size'?"), then runs the app. Inside the app, :func:`user_errors` turns the
 errors a user can fix (bad data, a bad checkpoint, a bad option value, a missing file) into
@@ -75,7 +75,7 @@ _BAD_KEY = re.compile(
 
 @dataclass(frozen=True)
 class App:
-    """A command: its name, its primary config and its older spellings."""
+    """A command: its name, its primary config and its own spellings."""
 
     name: str
     config_name: str
@@ -233,7 +233,7 @@ def check_overrides(app: App, arguments: list[str]) -> str | None:
 
 
 def run_app(app: App, hydra_main: Callable[[], Any]) -> None:
-    """Run a Hydra app from the command line: older spellings rewritten, keys checked, freed
+    """Run a Hydra app from the command line: its own spellings rewritten, keys checked, freed
     memory kept for reuse (:func:`nuclei.runtime.keep_freed_memory`: CPU passes 1.9x faster),
     SIGTERM stopping it as Ctrl-C does (:func:`nuclei.cli.stops.stop_on_signals`: exit 143),
     Lightning's advertisements and known deprecations silenced

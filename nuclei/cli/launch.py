@@ -5,7 +5,7 @@ Running a command needs torch and Lightning, seconds of imports; showing its hel
 Hydra and the command's config. So a command line that only asks for help (``--help``,
 ``-h``, ``--hydra-help``) is answered here, by Hydra from the same config, exactly as the
 command's own module would answer it; any other command line runs that module's ``main``
-(:func:`nuclei.cli.app.run_app`: older spellings, checks, the command). ``python -m
+(:func:`nuclei.cli.app.run_app`: its own spellings, checks, the command). ``python -m
 nuclei.cli.train`` and the others still run their modules directly.
 """
 

@@ -40,13 +40,13 @@ EVAL_METRIC_NAMES = ("map", "iou")
 KIND_METRIC_NAMES = ("map",)
 FACT_COLUMNS = ("epochs", "wall_time_s")
 #: ``nuclei-summarize SWEEP --out DIR --no-progress --compare A B`` (argparse spellings) work.
-OLD_SPELLINGS = Vocabulary(
+SPELLINGS = Vocabulary(
     main_key="sweep",
     switches={"--no-progress": "progress_bar=false"},
     options={"--out": "output"},
     tuples={"--compare": ("compare", 2)},
 )
-APP = App(name="nuclei-summarize", config_name="summarize", words=OLD_SPELLINGS)
+APP = App(name="nuclei-summarize", config_name="summarize", words=SPELLINGS)
 
 
 class NoRunsError(FileNotFoundError):
