@@ -66,7 +66,7 @@ def test_ci_without_slurm_only_when_allowed_and_with_a_warning(tmp_path: Path) -
 
 
 def test_ci_with_slurm_up_requires_it_in_the_slow_tests(tmp_path: Path) -> None:
-    done, targets = run_ci(tmp_path, slurm_starts=True)
+    done, targets = run_ci(tmp_path, slurm_starts=True, NUCLEI_DSB2018=str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "WARNING" not in done.stderr
     assert targets == [
@@ -75,6 +75,14 @@ def test_ci_with_slurm_up_requires_it_in_the_slow_tests(tmp_path: Path) -> None:
         "test NUCLEI_REQUIRE_SLURM=",
         "test-slow NUCLEI_REQUIRE_SLURM=1",
     ]
+
+
+def test_ci_warns_when_the_real_images_are_missing(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder"
+    done, targets = run_ci(tmp_path, slurm_starts=True, NUCLEI_DSB2018=str(missing))
+    assert done.returncode == 0, done.stderr
+    assert f"no real DSB2018 images at {missing}" in done.stderr
+    assert "SKIPPED" in done.stderr and targets[-1].startswith("test-slow")
 
 
 @pytest.mark.parametrize("required", [False, True])
