@@ -16,7 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from nuclei.cli.app import App, command, user_errors
-from nuclei.cli.metrics_table import print_metrics
+from nuclei.cli.metrics_table import print_kinds, print_metrics
 from nuclei.runs.checkpoint import StoreRunConfig, read_checkpoint
 from nuclei.runs.provenance import write_run_info
 from nuclei.runs.run_dir import RunDir
@@ -72,6 +72,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log_final_hyperparameters(trainer, OmegaConf.to_container(cfg, resolve=True), final)
             run_dir.write_json(run_dir.metrics_file, summary)
             print_metrics(final, title="Final metrics of the best checkpoint")
+            print_kinds(final, "val", title="Validation split by image kind")
             log.info("Best checkpoint: %s", best or "none saved (last weights used)")
             log.info("Run directory: %s", run_dir.path)
     return summary
