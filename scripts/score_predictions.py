@@ -26,7 +26,7 @@ import tifffile
 from nuclei.data.decode import read_sample
 from nuclei.data.kinds import image_kind
 from nuclei.data.sources.layouts import SampleFiles, scan_folder
-from nuclei.metrics.image_rows import KIND_SCORES, write_image_scores
+from nuclei.metrics.image_rows import KIND_SCORES, rows_by_kind, write_image_scores
 from nuclei.metrics.intervals import bootstrap_interval
 from nuclei.metrics.label_images import score_label_images
 
@@ -39,16 +39,13 @@ def interval(rows: Sequence[Mapping[str, Any]]) -> list[float]:
 
 def by_kind(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Each image kind's number of images, mean scores and map interval."""
-    kinds: dict[str, list[Mapping[str, Any]]] = {}
-    for row in rows:
-        kinds.setdefault(str(row["kind"]), []).append(row)
     return {
         kind: {
             "images": len(kept),
             **{name: round(float(np.mean([r[name] for r in kept])), 4) for name in KIND_SCORES},
             "map_interval": interval(kept) if len(kept) > 1 else None,
         }
-        for kind, kept in sorted(kinds.items())
+        for kind, kept in rows_by_kind(rows).items()
     }
 
 

@@ -27,7 +27,7 @@ from nuclei.cli.overrides import Vocabulary
 from nuclei.inference.averaging import TTA_MODES, TestTimeAugmented
 from nuclei.inference.probabilities import trainer_device
 from nuclei.instances.postprocess import PostprocessConfig
-from nuclei.metrics.image_rows import scores_by_kind, write_image_scores
+from nuclei.metrics.image_rows import rows_by_kind, scores_by_kind, write_image_scores
 from nuclei.metrics.intervals import bootstrap_interval
 from nuclei.runs.checkpoint import Run
 from nuclei.runs.cross_validation import CrossValidationError
@@ -113,13 +113,9 @@ def map_interval(rows: Sequence[Mapping[str, Any]], confidence: float = 0.95) ->
 def kind_intervals(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any] | None]:
     """:func:`map_interval` over each image kind's rows (rows without a ``kind`` left out);
     None for a kind of one image, which has no interval."""
-    by_kind: dict[str, list[Mapping[str, Any]]] = {}
-    for row in rows:
-        if row.get("kind"):
-            by_kind.setdefault(str(row["kind"]), []).append(row)
     return {
         kind: map_interval(kept) if len(kept) > 1 else None
-        for kind, kept in sorted(by_kind.items())
+        for kind, kept in rows_by_kind(rows).items()
     }
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from rich.table import Table
 
 from nuclei.cli.console import print_table
-from nuclei.data.kinds import KINDS
+from nuclei.data.kinds import ordered_kinds
 from nuclei.metrics.image_rows import KIND_SCORES
 
 METRIC_LABELS = {
@@ -66,7 +66,7 @@ def kinds_table(metrics: Mapping[str, float], stage: str, title: str) -> Table |
     weighted by the kinds' image counts); None when ``metrics`` has no per-kind scores."""
     prefix = f"{stage}/images_"
     found = [key.removeprefix(prefix) for key in metrics if key.startswith(prefix)]
-    kinds = [k for k in KINDS if k in found] + sorted(set(found) - set(KINDS))
+    kinds = ordered_kinds(found)
     if not kinds:
         return None
     counts = {kind: metrics[f"{prefix}{kind}"] for kind in kinds}

@@ -28,7 +28,7 @@ from nuclei.cli import summary_groups as shown
 from nuclei.cli.app import App, command, user_errors
 from nuclei.cli.console import print_table
 from nuclei.cli.overrides import Vocabulary
-from nuclei.data.kinds import KINDS
+from nuclei.data.kinds import ordered_kinds
 from nuclei.runs.sweep import RunSummary, summarize
 from nuclei.runs.sweep_groups import Comparison, Group, GroupError, compare, find_group, group_runs
 
@@ -59,12 +59,13 @@ def eval_tags(runs: Sequence[RunSummary]) -> list[str]:
 
 
 def kind_columns(runs: Sequence[RunSummary], stage: str) -> list[str]:
-    """``<stage>/map_<kind>`` for every image kind some run recorded, in :data:`KINDS` order."""
+    """``<stage>/map_<kind>`` for every image kind some run recorded, in
+    :func:`nuclei.data.kinds.ordered_kinds` order."""
     prefix = f"{stage}/images_"
     found = {
         key.removeprefix(prefix) for run in runs for key in run.metrics if key.startswith(prefix)
     }
-    kinds = [k for k in KINDS if k in found] + sorted(found - set(KINDS))
+    kinds = ordered_kinds(found)
     return [f"{stage}/{name}_{kind}" for kind in kinds for name in KIND_METRIC_NAMES]
 
 

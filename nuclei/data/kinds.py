@@ -67,6 +67,12 @@ def image_kinds(ids: Sequence[str], images: Sequence[np.ndarray]) -> dict[str, s
     return {sample_id: image_kind(image) for sample_id, image in zip(ids, images, strict=True)}
 
 
+def ordered_kinds(found: Iterable[str]) -> list[str]:
+    """The kinds ``found``, in :data:`KINDS` order, any other name after them, sorted."""
+    found = set(found)
+    return [k for k in KINDS if k in found] + sorted(found - set(KINDS))
+
+
 def kind_counts(ids: Iterable[str], kinds: Mapping[str, str]) -> dict[str, int]:
     """How many of ``ids`` are of each kind, by kind name."""
     return dict(sorted(Counter(kinds[i] for i in ids).items()))

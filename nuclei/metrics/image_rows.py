@@ -50,6 +50,15 @@ IMAGE_ROW_COLUMNS = (
 KIND_SCORES = ("map", "ap50", "iou")
 
 
+def rows_by_kind(rows: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """The rows of each image kind, kinds in sorted order; rows without a ``kind`` left out."""
+    by_kind: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        if row.get("kind"):
+            by_kind.setdefault(str(row["kind"]), []).append(row)
+    return dict(sorted(by_kind.items()))
+
+
 def scores_by_kind(rows: Sequence[Mapping[str, Any]], stage: str) -> dict[str, float]:
     """Each image kind's mean ``map``, ``ap50`` and ``iou`` over its images, and its number of
     images, as ``<stage>/<score>_<kind>`` and ``<stage>/images_<kind>`` (e.g.
@@ -58,13 +67,8 @@ def scores_by_kind(rows: Sequence[Mapping[str, Any]], stage: str) -> dict[str, f
     ``map`` and ``ap50`` are means over images, as the pooled ones are; ``iou`` is the mean of
     the images' foreground IoU (the pooled ``iou`` of a run counts pixels over all images).
     """
-    by_kind: dict[str, list[Mapping[str, Any]]] = {}
-    for row in rows:
-        if row.get("kind"):
-            by_kind.setdefault(str(row["kind"]), []).append(row)
     metrics: dict[str, float] = {}
-    for kind in sorted(by_kind):
-        kept = by_kind[kind]
+    for kind, kept in rows_by_kind(rows).items():
         for name in KIND_SCORES:
             metrics[f"{stage}/{name}_{kind}"] = float(np.mean([float(r[name]) for r in kept]))
         metrics[f"{stage}/images_{kind}"] = float(len(kept))

@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from nuclei.data.kinds import image_kind, image_kinds, kind_counts, kinds_summary
+from nuclei.data.kinds import image_kind, image_kinds, kind_counts, kinds_summary, ordered_kinds
 from nuclei.synthetic.profiles import PROFILES
 from nuclei.synthetic.render import plan_sample, render_sample
 
@@ -100,3 +100,13 @@ def test_kinds_of_a_set_counted_and_summarised() -> None:
     assert kinds == {"a": "fluorescence", "b": "tissue", "c": "fluorescence", "d": "tissue"}
     assert kind_counts("abc", kinds) == {"fluorescence": 2, "tissue": 1}
     assert kinds_summary("abc", "d", kinds) == "fluorescence 2/0, tissue 1/1"
+
+
+def test_ordered_kinds_follow_the_dsb_families_then_other_names_sorted() -> None:
+    assert ordered_kinds(["tissue", "zebra", "fluorescence", "alpha"]) == [
+        "fluorescence",
+        "tissue",
+        "alpha",
+        "zebra",
+    ]
+    assert ordered_kinds([]) == []
